@@ -1,0 +1,93 @@
+"""Settings: safe defaults, overridden by ``ONEDATA_*`` environment variables (one line per key)."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+PLACEHOLDER_SECRETS = frozenset({"", "change-me", "changeme", "secret", "dev", "development"})
+
+#: Every setting the portal reads from the environment: key → (default, description).
+#: README.md documents each key; ``tests/test_docs.py`` keeps the two in step.
+SETTINGS: dict[str, tuple[Any, str]] = {
+    "SECRET_KEY": (None, "Secret used to sign sessions and tokens. Required outside testing."),
+    "DATABASE_URL": (None, "SQLAlchemy URL of the metadata database (default: SQLite in the instance folder)."),
+    "INSTANCE_PATH": (None, "Folder for the embedded database, stored files and generated secrets."),
+    "STORAGE_URL": (None, "Where version files live: a local folder path or file:// URL (default: <instance>/storage)."),
+    "REDIS_URL": (None, "Redis for rate limits and the harvest queue (optional; not used yet)."),
+    "DATASETS_PATH": (None, "Folder of sample OPD sources that `onedata demo` harvests (default: ./datasets)."),
+    "SCHEMAS_PATH": (None, "Folder of Table Schemas (default: ./schemas)."),
+    "DEFAULT_LOCALE": ("id", "Language of the public pages when the visitor has not chosen one (id or en)."),
+    "MAX_FILE_SIZE": (200 * 1024 * 1024, "Largest file, in bytes, a harvester may store."),
+    "PREVIEW_ROWS": (20, "Rows shown in a dataset page's preview."),
+    "PAGE_SIZE": (20, "Datasets per catalog or API page."),
+    "PRODUCTION": (False, "Set to 1 in production: secure cookies."),
+}
+
+
+def _coerce(default: Any, raw: str) -> Any:
+    if isinstance(default, bool):
+        return raw.strip().lower() in {"1", "true", "yes", "on"}
+    if isinstance(default, int):
+        return int(raw)
+    return raw
+
+
+def load_settings(environ: dict[str, str] | None = None) -> dict[str, Any]:
+    """Read every known ``ONEDATA_*`` variable; unknown ones are ignored.
+
+    :param environ: the environment to read (``os.environ`` when ``None``).
+    """
+    env = os.environ if environ is None else environ
+    config: dict[str, Any] = {}
+    for key, (default, _doc) in SETTINGS.items():
+        raw = env.get(f"ONEDATA_{key}")
+        config[key] = default if raw is None else _coerce(default, raw)
+    return config
+
+
+def finalize(config: dict[str, Any], instance_path: Path) -> None:
+    """Fill path defaults and refuse a missing or placeholder secret outside testing.
+
+    :raises RuntimeError: when ``SECRET_KEY`` is missing or a placeholder and ``TESTING`` is off.
+    """
+    root = Path(__file__).resolve().parent.parent
+    if not config.get("DATABASE_URL"):
+        config["DATABASE_URL"] = f"sqlite:///{instance_path / 'onedata.sqlite'}"
+    if not config.get("STORAGE_URL"):
+        config["STORAGE_URL"] = str(instance_path / "storage")
+    config["DATASETS_PATH"] = str(config.get("DATASETS_PATH") or root / "datasets")
+    config["SCHEMAS_PATH"] = str(config.get("SCHEMAS_PATH") or root / "schemas")
+    secret = config.get("SECRET_KEY")
+    if not secret:
+        secret = _read_instance_secret(instance_path)
+        config["SECRET_KEY"] = secret
+    if (not secret or secret.strip().lower() in PLACEHOLDER_SECRETS) and not config.get("TESTING"):
+        raise RuntimeError(
+            "ONEDATA_SECRET_KEY is missing or a placeholder. Set it to a long random value, e.g.\n"
+            "  export ONEDATA_SECRET_KEY=$(python -c 'import secrets; print(secrets.token_hex(32))')\n"
+            "or run `onedata init`, which writes one into the instance folder."
+        )
+    config["SESSION_COOKIE_HTTPONLY"] = True
+    config["SESSION_COOKIE_SAMESITE"] = "Lax"
+    config["SESSION_COOKIE_SECURE"] = bool(config.get("PRODUCTION"))
+
+
+def _read_instance_secret(instance_path: Path) -> str | None:
+    path = instance_path / "secret_key"
+    if path.is_file():
+        return path.read_text(encoding="utf-8").strip() or None
+    return None
+
+
+def write_instance_secret(instance_path: Path) -> Path:
+    """Create ``<instance>/secret_key`` with a random value unless it exists (used by init/demo)."""
+    instance_path.mkdir(parents=True, exist_ok=True)
+    path = instance_path / "secret_key"
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(secrets.token_hex(32))
+    return path

@@ -1,0 +1,134 @@
+"""Versions: store the files of a new version, then publish, reject or withdraw.
+
+Files are written first (content-addressed, atomically renamed into place); the pointer to the
+current version changes only in the caller's transaction, after every file exists. A crash in
+between leaves orphan files and the previous version still served.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from harvesters.base import StagedFile
+from harvesters.checks import CheckReport
+from portal.datastore import build_rows_file
+from portal.errors import Conflict
+from portal.models import DatasetState, Resource, Version, VersionStatus, utcnow
+from portal.services.access import Actor
+from portal.storage import LocalStorage
+
+
+def original_key(sha256: str) -> str:
+    return f"originals/{sha256[:2]}/{sha256}"
+
+
+def rows_key(sha256: str, schema: dict[str, Any]) -> str:
+    fingerprint = hashlib.sha256(json.dumps(schema, sort_keys=True).encode()).hexdigest()[:16]
+    return f"rows/{sha256[:2]}/{sha256}-{fingerprint}.sqlite"
+
+
+def latest_version(session: Session, resource: Resource) -> Version | None:
+    """The highest-numbered version of ``resource``, whatever its status."""
+    return session.scalars(
+        select(Version).where(Version.resource_id == resource.id).order_by(Version.number.desc())
+    ).first()
+
+
+def store_version(
+    session: Session,
+    storage: LocalStorage,
+    resource: Resource,
+    staged: StagedFile,
+    report: CheckReport,
+    *,
+    status: VersionStatus,
+    harvest_item_id: int | None = None,
+) -> Version:
+    """Write the version's files, then add its row (not yet current).
+
+    :param storage: where the original and the rows file go.
+    :param resource: the resource the version belongs to.
+    :param staged: the harvested file.
+    :param report: the checks' report; a quarantined version gets no rows file.
+    :param status: the version's initial status.
+    :param harvest_item_id: the harvest item that brought it.
+    """
+    storage.put_file(original_key(staged.sha256), staged.path)
+    key = None
+    row_count: int | None = report.row_count
+    if status is not VersionStatus.QUARANTINED:
+        key = rows_key(staged.sha256, report.schema)
+        if not storage.exists(key):
+            row_count = build_rows_file(staged.path, report.schema, storage.path(key))
+    number = (
+        session.scalar(select(func.max(Version.number)).where(Version.resource_id == resource.id))
+        or 0
+    ) + 1
+    version = Version(
+        resource_id=resource.id,
+        number=number,
+        status=status,
+        sha256=staged.sha256,
+        size=staged.size,
+        row_count=row_count,
+        filename=staged.filename,
+        format=staged.format,
+        table_schema=report.schema,
+        check_report=report.to_dict(),
+        original_key=original_key(staged.sha256),
+        rows_key=key,
+        harvest_item_id=harvest_item_id,
+    )
+    session.add(version)
+    session.flush()
+    return version
+
+
+def publish_version(session: Session, actor: Actor, version: Version, note: str = "") -> None:
+    """Make ``version`` its resource's current version and the dataset published.
+
+    :param actor: who publishes (the harvest of a trusted source, or a steward).
+    :raises Conflict: when the version is quarantined or rejected.
+    """
+    if version.status in (VersionStatus.QUARANTINED, VersionStatus.REJECTED):
+        raise Conflict(f"version {version.number} is {version.status.value} and cannot be published")
+    now = utcnow()
+    version.status = VersionStatus.PUBLISHED
+    version.published_at = version.published_at or now
+    if note:
+        version.note = note
+    resource = version.resource
+    resource.current_version_id = version.id
+    dataset = resource.dataset
+    dataset.state = DatasetState.PUBLISHED
+    dataset.published_at = dataset.published_at or now
+    session.flush()
+
+
+def reject_version(session: Session, actor: Actor, version: Version, reason: str) -> None:
+    """Refuse a version waiting for review.
+
+    :raises Conflict: when the version is not in review.
+    """
+    if version.status is not VersionStatus.IN_REVIEW:
+        raise Conflict(f"version {version.number} is {version.status.value}, not in review")
+    version.status = VersionStatus.REJECTED
+    version.note = reason
+    session.flush()
+
+
+def pending_versions(session: Session) -> list[Version]:
+    """Versions waiting for a steward, oldest first."""
+    return list(
+        session.scalars(
+            select(Version)
+            .where(Version.status == VersionStatus.IN_REVIEW)
+            .order_by(Version.created_at, Version.id)
+        )
+    )
+
