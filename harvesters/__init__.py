@@ -19,4 +19,6 @@ def get_harvester(kind: str) -> type[Harvester]:
     try:
         return REGISTRY[kind]
     except KeyError:
-        raise KeyError(f"unknown harvester kind {kind!r}; known: {', '.join(sorted(REGISTRY))}") from None
+        raise KeyError(
+            f"unknown harvester kind {kind!r}; known: {', '.join(sorted(REGISTRY))}"
+        ) from None

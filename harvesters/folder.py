@@ -57,8 +57,10 @@ class FolderHarvester(Harvester):
 
     def _data_file(self, remote_id: str) -> Path:
         for suffix in FORMATS:
-            for candidate in (self.folder / f"{remote_id}{suffix}",
-                              self.folder / f"{remote_id}{suffix.upper()}"):
+            for candidate in (
+                self.folder / f"{remote_id}{suffix}",
+                self.folder / f"{remote_id}{suffix.upper()}",
+            ):
                 if candidate.is_file():
                     return candidate
         raise InvalidItem(f"data file for {remote_id!r} is no longer in {self.folder}")

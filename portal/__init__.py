@@ -1,4 +1,7 @@
-"""The one-data portal: ``create_app(config)`` wires config → db → storage → i18n → views → errors."""
+"""The one-data portal.
+
+``create_app(config)`` wires config → db → storage → i18n → views → errors.
+"""
 
 from __future__ import annotations
 
@@ -20,7 +23,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     overrides = dict(config or {})
     env = settings.load_settings()
     instance = overrides.get("INSTANCE_PATH") or env.get("INSTANCE_PATH") or _default_instance()
-    app = Flask(__name__, instance_path=str(Path(instance).resolve()), instance_relative_config=True)
+    app = Flask(
+        __name__, instance_path=str(Path(instance).resolve()), instance_relative_config=True
+    )
     app.config.update(env)
     app.config.update(overrides)
     app.config["INSTANCE_PATH"] = app.instance_path

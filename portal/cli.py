@@ -73,7 +73,9 @@ def demo(host: str, port: int, no_serve: bool) -> None:
         with db.transaction() as session:
             sources = load_sample_sources(session, Path(app.config["DATASETS_PATH"]))
             names = [s.name for s in sources]
-        console.print(f"Harvesting {len(names)} sample sources from {app.config['DATASETS_PATH']} …")
+        console.print(
+            f"Harvesting {len(names)} sample sources from {app.config['DATASETS_PATH']} …"
+        )
         jobs = _run_sources(app, names, dry_run=False)
     _summary(jobs)
     if not no_serve:
@@ -104,9 +106,13 @@ def harvest_list(app: Flask) -> None:
         for s in list_sources(session):
             job = s.jobs[0] if s.jobs else None
             table.add_row(
-                s.name, s.kind, s.organization.name, "yes" if s.trusted else "no",
+                s.name,
+                s.kind,
+                s.organization.name,
+                "yes" if s.trusted else "no",
                 job.started_at.strftime("%Y-%m-%d %H:%M") if job and job.started_at else "never",
-                job.status.value if job else "-", s.url,
+                job.status.value if job else "-",
+                s.url,
             )
         console.print(table)
 
@@ -119,17 +125,24 @@ def harvest_list(app: Flask) -> None:
 @click.option("--frequency", type=click.Choice([f.value for f in Frequency]), default="harian")
 @click.option("--trusted", is_flag=True, help="Publish clean versions without review.")
 @with_app
-def harvest_add(app: Flask, kind: str, url: str, org_name: str, name: str | None,
-                frequency: str, trusted: bool) -> None:
+def harvest_add(
+    app: Flask, kind: str, url: str, org_name: str, name: str | None, frequency: str, trusted: bool
+) -> None:
     from portal.errors import PortalError
     from portal.services.catalog import get_organization
     from portal.services.harvest import create_source
 
     try:
         with db.transaction() as session:
-            source = create_source(session, kind=kind, url=url,
-                                   organization=get_organization(session, org_name), name=name,
-                                   trusted=trusted, frequency=Frequency(frequency))
+            source = create_source(
+                session,
+                kind=kind,
+                url=url,
+                organization=get_organization(session, org_name),
+                name=name,
+                trusted=trusted,
+                frequency=Frequency(frequency),
+            )
             console.print(f"Added source [bold]{source.name}[/bold].")
     except PortalError as exc:
         raise click.ClickException(exc.message) from exc
@@ -169,14 +182,25 @@ def _run_sources(app: Flask, names: list[str], *, dry_run: bool) -> list[Harvest
             except NotFound as exc:
                 raise click.ClickException(exc.message) from exc
             with console.status(f"[bold]{name}[/bold]: harvesting …") as status:
-                def progress(result: Any, index: int, status: Any = status, name: str = name) -> None:
-                    status.update(f"[bold]{name}[/bold]: {index + 1} items · last {result.remote_id}"
-                                  f" → {result.outcome.value}")
 
-                job = run_source(session, get_storage(), source, schemas_dir=schemas,
-                                 reference_dir=schemas / "reference",
-                                 max_file_size=app.config["MAX_FILE_SIZE"],
-                                 dry_run=dry_run, on_item=progress)
+                def progress(
+                    result: Any, index: int, status: Any = status, name: str = name
+                ) -> None:
+                    status.update(
+                        f"[bold]{name}[/bold]: {index + 1} items · last {result.remote_id}"
+                        f" → {result.outcome.value}"
+                    )
+
+                job = run_source(
+                    session,
+                    get_storage(),
+                    source,
+                    schemas_dir=schemas,
+                    reference_dir=schemas / "reference",
+                    max_file_size=app.config["MAX_FILE_SIZE"],
+                    dry_run=dry_run,
+                    on_item=progress,
+                )
             job.source.name  # load before the session closes  # noqa: B018
             jobs.append(job)
         finally:
@@ -185,15 +209,28 @@ def _run_sources(app: Flask, names: list[str], *, dry_run: bool) -> list[Harvest
 
 
 def _summary(jobs: list[HarvestJob]) -> None:
-    table = Table("source", "status", "added", "updated", "unchanged", "failed", "skipped", "errors",
-                  title="Harvest summary")
+    table = Table(
+        "source",
+        "status",
+        "added",
+        "updated",
+        "unchanged",
+        "failed",
+        "skipped",
+        "errors",
+        title="Harvest summary",
+    )
     for job in jobs:
         c = job.counts
         errors = job.error or ", ".join(f"{k}×{v}" for k, v in c.get("errors_by_type", {}).items())
         style = "red" if job.status is JobStatus.FAILED else None
-        table.add_row(job.source.name, job.status.value + (" (dry run)" if job.dry_run else ""),
-                      *(str(c.get(k, 0)) for k in ("added", "updated", "unchanged", "failed", "skipped")),
-                      errors or "", style=style)
+        table.add_row(
+            job.source.name,
+            job.status.value + (" (dry run)" if job.dry_run else ""),
+            *(str(c.get(k, 0)) for k in ("added", "updated", "unchanged", "failed", "skipped")),
+            errors or "",
+            style=style,
+        )
     console.print(table)
 
 
@@ -210,8 +247,13 @@ def review_list(app: Flask) -> None:
     with db.transaction() as session:
         table = Table("dataset", "resource", "version", "rows", "harvested")
         for v in pending_versions(session):
-            table.add_row(v.resource.dataset.name, v.resource.name, str(v.number),
-                          str(v.row_count), v.created_at.strftime("%Y-%m-%d %H:%M"))
+            table.add_row(
+                v.resource.dataset.name,
+                v.resource.name,
+                str(v.number),
+                str(v.row_count),
+                v.created_at.strftime("%Y-%m-%d %H:%M"),
+            )
         console.print(table)
 
 
@@ -246,3 +288,7 @@ def _decide(dataset: str, *, approve: bool, text: str) -> None:
                 reject_version(session, OPERATOR, v, text)
             verb = "published" if approve else "rejected"
             console.print(f"{dataset} · {v.resource.name} · version {v.number}: {verb}")
+
+
+if __name__ == "__main__":
+    main()

@@ -13,13 +13,28 @@ PLACEHOLDER_SECRETS = frozenset({"", "change-me", "changeme", "secret", "dev", "
 #: README.md documents each key; ``tests/test_docs.py`` keeps the two in step.
 SETTINGS: dict[str, tuple[Any, str]] = {
     "SECRET_KEY": (None, "Secret used to sign sessions and tokens. Required outside testing."),
-    "DATABASE_URL": (None, "SQLAlchemy URL of the metadata database (default: SQLite in the instance folder)."),
-    "INSTANCE_PATH": (None, "Folder for the embedded database, stored files and generated secrets."),
-    "STORAGE_URL": (None, "Where version files live: a local folder path or file:// URL (default: <instance>/storage)."),
+    "DATABASE_URL": (
+        None,
+        "SQLAlchemy URL of the metadata database (default: SQLite in the instance folder).",
+    ),
+    "INSTANCE_PATH": (
+        None,
+        "Folder for the embedded database, stored files and generated secrets.",
+    ),
+    "STORAGE_URL": (
+        None,
+        "Where version files live: a folder path or file:// URL (default: <instance>/storage).",
+    ),
     "REDIS_URL": (None, "Redis for rate limits and the harvest queue (optional; not used yet)."),
-    "DATASETS_PATH": (None, "Folder of sample OPD sources that `onedata demo` harvests (default: ./datasets)."),
+    "DATASETS_PATH": (
+        None,
+        "Folder of sample OPD sources that `onedata demo` harvests (default: ./datasets).",
+    ),
     "SCHEMAS_PATH": (None, "Folder of Table Schemas (default: ./schemas)."),
-    "DEFAULT_LOCALE": ("id", "Language of the public pages when the visitor has not chosen one (id or en)."),
+    "DEFAULT_LOCALE": (
+        "id",
+        "Language of the public pages when the visitor has not chosen one (id or en).",
+    ),
     "MAX_FILE_SIZE": (200 * 1024 * 1024, "Largest file, in bytes, a harvester may store."),
     "PREVIEW_ROWS": (20, "Rows shown in a dataset page's preview."),
     "PAGE_SIZE": (20, "Datasets per catalog or API page."),
@@ -66,8 +81,8 @@ def finalize(config: dict[str, Any], instance_path: Path) -> None:
         config["SECRET_KEY"] = secret
     if (not secret or secret.strip().lower() in PLACEHOLDER_SECRETS) and not config.get("TESTING"):
         raise RuntimeError(
-            "ONEDATA_SECRET_KEY is missing or a placeholder. Set it to a long random value, e.g.\n"
-            "  export ONEDATA_SECRET_KEY=$(python -c 'import secrets; print(secrets.token_hex(32))')\n"
+            "ONEDATA_SECRET_KEY is missing or a placeholder. Set it to a long random value:\n"
+            "  export ONEDATA_SECRET_KEY=$(openssl rand -hex 32)\n"
             "or run `onedata init`, which writes one into the instance folder."
         )
     config["SESSION_COOKIE_HTTPONLY"] = True

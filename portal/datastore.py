@@ -12,8 +12,8 @@ import io
 import os
 import sqlite3
 import tempfile
-from contextlib import closing
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -93,13 +93,19 @@ def connect(path: Path) -> sqlite3.Connection:
 
 def columns_of(path: Path) -> list[Column]:
     with closing(connect(path)) as conn:
-        return [Column(n, t) for n, t in conn.execute("SELECT name, type FROM columns ORDER BY position")]
+        return [
+            Column(n, t)
+            for n, t in conn.execute("SELECT name, type FROM columns ORDER BY position")
+        ]
 
 
 def preview(path: Path, limit: int) -> tuple[list[Column], list[tuple[Any, ...]]]:
     """The first ``limit`` rows, in file order."""
     with closing(connect(path)) as conn:
-        cols = [Column(n, t) for n, t in conn.execute("SELECT name, type FROM columns ORDER BY position")]
+        cols = [
+            Column(n, t)
+            for n, t in conn.execute("SELECT name, type FROM columns ORDER BY position")
+        ]
         names = ", ".join(quote(c.name) for c in cols)
         rows = conn.execute(f"SELECT {names} FROM rows ORDER BY _id LIMIT ?", (limit,)).fetchall()  # noqa: S608
     return cols, rows
@@ -123,4 +129,3 @@ def iter_csv(path: Path) -> Iterator[str]:
             yield buffer.getvalue()
     finally:
         conn.close()
-

@@ -46,7 +46,9 @@ class Conflict(PortalError):
     code = "conflict"
 
 
-def error_body(status: int, message: str, errors: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+def error_body(
+    status: int, message: str, errors: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
     return {
         "ok": False,
         "status": status,
@@ -84,7 +86,9 @@ def register(app: Flask) -> None:
             413: _("The request is too large."),
         }
         message = messages.get(status) or (exc.description or exc.name)
-        return _respond(status, message, [{"code": exc.name.lower().replace(" ", "_"), "message": message}])
+        return _respond(
+            status, message, [{"code": exc.name.lower().replace(" ", "_"), "message": message}]
+        )
 
     @app.errorhandler(Exception)
     def unexpected(exc: Exception) -> Response:

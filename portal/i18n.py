@@ -24,8 +24,14 @@ def init_app(app: Flask) -> None:
     def remember_language(response: Response) -> Response:
         chosen = request.args.get("lang")
         if chosen in LANGUAGES and chosen != request.cookies.get(COOKIE):
-            response.set_cookie(COOKIE, chosen, max_age=365 * 24 * 3600, samesite="Lax",
-                                httponly=True, secure=bool(app.config.get("PRODUCTION")))
+            response.set_cookie(
+                COOKIE,
+                chosen,
+                max_age=365 * 24 * 3600,
+                samesite="Lax",
+                httponly=True,
+                secure=bool(app.config.get("PRODUCTION")),
+            )
         return response
 
     @app.context_processor

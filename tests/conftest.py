@@ -90,9 +90,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path, sqlite_template
 
 
 @pytest.fixture
-def app_factory(
-    database_url: str, tmp_path: Path
-) -> Iterator[Callable[..., Flask]]:
+def app_factory(database_url: str, tmp_path: Path) -> Iterator[Callable[..., Flask]]:
     """Build apps on this test's database; extra config as keyword arguments."""
     apps: list[Flask] = []
 

@@ -16,8 +16,13 @@ ROOT = Path(__file__).resolve().parent.parent
 def _alembic(url: str, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "ONEDATA_DATABASE_URL": url}
     return subprocess.run(
-        [sys.executable, "-m", "alembic", *args], cwd=ROOT, env=env, capture_output=True,
-        text=True, timeout=120, check=False,
+        [sys.executable, "-m", "alembic", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
 
 

@@ -94,9 +94,7 @@ def get_resource(session: Session, actor: Actor, dataset_name: str, resource_id:
     raise NotFound(f"resource {resource_id!r} not found in dataset {dataset_name!r}")
 
 
-def downloadable_version(
-    actor: Actor, resource: Resource, number: int | None = None
-) -> Version:
+def downloadable_version(actor: Actor, resource: Resource, number: int | None = None) -> Version:
     """The version of ``resource`` that ``actor`` may download: the current one, or ``number``.
 
     Only published versions are ever served; quarantined, rejected and in-review ones are not.

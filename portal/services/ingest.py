@@ -127,14 +127,20 @@ class Ingestor:
             if not outcome.valid:
                 failures.append(f"{staged.filename}: {_summary(outcome)}")
         if failures:
-            result = ItemResult(item.remote_id, ItemOutcome.FAILED, "check-failed", "; ".join(failures))
+            result = ItemResult(
+                item.remote_id, ItemOutcome.FAILED, "check-failed", "; ".join(failures)
+            )
         elif created:
             result = ItemResult(item.remote_id, ItemOutcome.ADDED)
         elif new_versions or changed:
             result = ItemResult(item.remote_id, ItemOutcome.UPDATED)
         else:
             result = ItemResult(item.remote_id, ItemOutcome.UNCHANGED)
-        record.outcome, record.error_type, record.error = result.outcome, result.error_type, result.error
+        record.outcome, record.error_type, record.error = (
+            result.outcome,
+            result.error_type,
+            result.error,
+        )
         self.session.flush()
         return result
 
@@ -171,7 +177,12 @@ class Ingestor:
         else:
             status = VersionStatus.IN_REVIEW
         version = store_version(
-            self.session, self.storage, resource, staged, report, status=status,
+            self.session,
+            self.storage,
+            resource,
+            staged,
+            report,
+            status=status,
             harvest_item_id=item_id,
         )
         if status is VersionStatus.PUBLISHED:
@@ -223,7 +234,7 @@ def _snapshot(dataset: Dataset) -> tuple[Any, ...]:
         *(getattr(dataset, attr) for attr in TEXT_FIELDS.values()),
         dataset.access_level,
         dataset.frequency,
-        tuple(tag.name for tag in dataset.tags),
+        tuple(sorted(tag.name for tag in dataset.tags)),
         repr(sorted((dataset.extras or {}).items())),
     )
 

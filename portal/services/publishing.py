@@ -96,7 +96,9 @@ def publish_version(session: Session, actor: Actor, version: Version, note: str 
     :raises Conflict: when the version is quarantined or rejected.
     """
     if version.status in (VersionStatus.QUARANTINED, VersionStatus.REJECTED):
-        raise Conflict(f"version {version.number} is {version.status.value} and cannot be published")
+        raise Conflict(
+            f"version {version.number} is {version.status.value} and cannot be published"
+        )
     now = utcnow()
     version.status = VersionStatus.PUBLISHED
     version.published_at = version.published_at or now
@@ -131,4 +133,3 @@ def pending_versions(session: Session) -> list[Version]:
             .order_by(Version.created_at, Version.id)
         )
     )
-

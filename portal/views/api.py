@@ -71,8 +71,13 @@ def organizations() -> dict[str, Any]:
 
 
 def organization_dict(org: Organization) -> dict[str, Any]:
-    return {"id": org.id, "name": org.name, "title": org.title, "description": org.description,
-            "url": org.url}
+    return {
+        "id": org.id,
+        "name": org.name,
+        "title": org.title,
+        "description": org.description,
+        "url": org.url,
+    }
 
 
 def dataset_summary(d: Dataset) -> dict[str, Any]:
@@ -127,7 +132,7 @@ def resource_dict(d: Dataset, r: Resource) -> dict[str, Any]:
 
 
 def version_dict(d: Dataset, r: Resource, v: Version) -> dict[str, Any]:
-    args = {"name": d.name, "resource_id": r.id, "version": v.number, "_external": True}
+    args: dict[str, Any] = {"name": d.name, "resource_id": r.id, "version": v.number}
     return {
         "number": v.number,
         "sha256": v.sha256,
@@ -138,6 +143,6 @@ def version_dict(d: Dataset, r: Resource, v: Version) -> dict[str, Any]:
         "created_at": v.created_at.isoformat(),
         "published_at": v.published_at.isoformat() if v.published_at else None,
         "schema": v.table_schema,
-        "download_url": url_for("catalog.download_original", **args),
-        "csv_url": url_for("catalog.download_csv", **args) if v.rows_key else None,
+        "download_url": url_for("catalog.download_original", _external=True, **args),
+        "csv_url": url_for("catalog.download_csv", _external=True, **args) if v.rows_key else None,
     }

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, current_app, render_template, request, send_file, stream_with_context
+from flask import (
+    Blueprint,
+    Response,
+    current_app,
+    render_template,
+    request,
+    send_file,
+    stream_with_context,
+)
 
 from portal import datastore
 from portal.db import get_session
@@ -105,6 +113,8 @@ def download_csv(name: str, resource_id: str) -> Response:
     return Response(
         stream_with_context(datastore.iter_csv(path)),
         mimetype="text/csv",
-        headers={"Content-Disposition": f'attachment; filename="{filename}"',
-                 "ETag": f'"{version.sha256}-csv"'},
+        headers={
+            "Content-Disposition": f'attachment; filename="{filename}"',
+            "ETag": f'"{version.sha256}-csv"',
+        },
     )

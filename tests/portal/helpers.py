@@ -42,8 +42,9 @@ def write_schemas(folder: Path) -> Path:
 def add_folder_source(app: Flask, folder: Path, *, trusted: bool = True, name: str = "uji") -> str:
     with app.app_context(), db.transaction() as session:
         org = ensure_organization(session, name="dinas-uji", title="Dinas Uji")
-        source = create_source(session, kind="folder", url=str(folder), organization=org,
-                               name=name, trusted=trusted)
+        source = create_source(
+            session, kind="folder", url=str(folder), organization=org, name=name, trusted=trusted
+        )
         return source.name
 
 
@@ -55,10 +56,25 @@ def harvest(app: Flask, source_name: str, *, dry_run: bool = False) -> HarvestJo
         try:
             source = get_source(session, source_name)
             schemas = Path(app.config["SCHEMAS_PATH"])
-            job = run_source(session, get_storage(), source, schemas_dir=schemas,
-                             reference_dir=schemas / "reference",
-                             max_file_size=app.config["MAX_FILE_SIZE"], dry_run=dry_run)
+            job = run_source(
+                session,
+                get_storage(),
+                source,
+                schemas_dir=schemas,
+                reference_dir=schemas / "reference",
+                max_file_size=app.config["MAX_FILE_SIZE"],
+                dry_run=dry_run,
+            )
             _ = job.source.name, job.counts
             return job
         finally:
             session.close()
+
+
+def fetch(client: Any, url: str) -> tuple[int, bytes]:
+    """GET ``url`` and close the response (file downloads hold an open file until closed)."""
+    response = client.get(url)
+    try:
+        return response.status_code, response.get_data()
+    finally:
+        response.close()

@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from portal import db
 from portal.models import Dataset, DatasetState, JobStatus, Version, VersionStatus
-from tests.portal.helpers import add_folder_source, harvest, write_dataset, write_schemas
+from tests.portal.helpers import add_folder_source, fetch, harvest, write_dataset, write_schemas
 
 CSV_V1 = "tanggal,komoditas,harga\n2024-01-02,Beras,13000\n2024-01-02,Gula,17500\n"
 CSV_V2 = CSV_V1 + "2024-01-03,Beras,13100\n"
@@ -36,9 +36,9 @@ def test_trusted_source_publishes_and_versions_accumulate(app_factory, tmp_path)
     detail = client.get("/api/v1/datasets/harga-pasar").get_json()["result"]
     resource = detail["resources"][0]
     assert resource["current_version"] == 1
-    download = client.get(f"/dataset/harga-pasar/resource/{resource['id']}/download")
-    assert download.status_code == 200
-    assert download.data == original.read_bytes()
+    status, data = fetch(client, f"/dataset/harga-pasar/resource/{resource['id']}/download")
+    assert status == 200
+    assert data == original.read_bytes()
 
     # unchanged file: no new version
     job = harvest(app, source)
@@ -51,8 +51,8 @@ def test_trusted_source_publishes_and_versions_accumulate(app_factory, tmp_path)
     detail = client.get("/api/v1/datasets/harga-pasar").get_json()["result"]
     assert detail["resources"][0]["current_version"] == 2
     assert [v["number"] for v in detail["resources"][0]["versions"]] == [2, 1]
-    old = client.get(f"/dataset/harga-pasar/resource/{resource['id']}/download?version=1")
-    assert old.data == v1_bytes
+    _, old = fetch(client, f"/dataset/harga-pasar/resource/{resource['id']}/download?version=1")
+    assert old == v1_bytes
     csv = client.get(f"/dataset/harga-pasar/resource/{resource['id']}/download.csv")
     assert csv.status_code == 200
     assert csv.data.decode().splitlines() == [

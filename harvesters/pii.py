@@ -1,0 +1,395 @@
+"""Personal-data detectors for harvested tables (UU 27/2022 PDP, UU 14/2008 KIP Pasal 17h).
+
+Two kinds of evidence are combined per column:
+
+* **Values.** Every non-empty cell is searched for identifiers whose *structure* can be checked:
+  NIK (``stdnum.id.nik``: region prefix and birth date, +40 for women, serial ≥ 0001), No. KK
+  (region prefix, data-entry date, serial), NPWP (old 15-digit Luhn format or the dotted form),
+  NIP (18 digits: birth date, appointment month, sex digit, serial), Indonesian mobile numbers and
+  e-mail addresses (institutional ``go.id``/``sch.id``/``ac.id`` domains excepted). A digit-run
+  column is flagged when at least half of its 16- (or 18-) digit runs pass the check, so a column
+  of unrelated 16-digit ids (≈2 % pass by chance) is not.
+* **Header names.** Identifier headers (``nik``, ``no_kk``, ``npwp``, ``nip``, ``tgl_lahir``,
+  ``rekening``…) and person-name headers (``nama_penerima``, ``nama_lengkap``…) are enough on their
+  own. Weaker headers only count towards a **threshold**: bare ``nama`` weighs 0.6, contact and
+  address headers (``alamat``, ``telepon``, ``hp``, ``email``) 0.5, ``rt``/``rw`` 0.4,
+  demographic ones (``jenis_kelamin``, ``umur``, ``agama``…) 0.2–0.3. The table is person-level
+  when the weights reach 1.0; only then are those columns flagged. Contact headers weigh nothing
+  when the table's subject is an institution (``nama_sekolah``, ``npsn``, ``kode_faskes``…): the
+  ``alamat`` of a school is public, the ``alamat`` next to a ``nama`` is not. Headers that carry an
+  aggregate word (``jumlah_kk``, ``total_peserta_bpjs``) are counts, not identifiers.
+
+Findings carry the column, the detector and a count, **never a value**.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from stdnum import numdb
+from stdnum.id import nik as stdnum_nik
+from stdnum.id import npwp as stdnum_npwp
+
+#: Replacement for a value that must not appear in a message.
+REDACTED = "[disamarkan]"
+
+#: Weight at which weak header evidence makes a table person-level.
+PERSON_THRESHOLD = 1.0
+
+_MOBILE = re.compile(r"^(?:\+62|62|0)8[1-9]\d{6,11}$")
+_EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@([A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+)")
+_NPWP_DOTTED = re.compile(r"(?<!\d)\d{2}\.\d{3}\.\d{3}\.\d-\d{3}\.\d{3}(?!\d)")
+_NUMBERISH = re.compile(r"^[\d\s.\-()+]+$")
+_DIGIT_RUN = re.compile(r"(?<!\d)\+?\d[\d .\-]{7,24}\d(?!\d)")
+_NON_DIGITS = re.compile(r"\D+")
+_SEPARATORS = re.compile(r"[,;/|\n]")
+_INSTITUTIONAL_DOMAINS = (".go.id", ".sch.id", ".ac.id", ".mil.id", ".desa.id")
+
+_AGGREGATE = frozenset({"jumlah", "jml", "total", "persen", "persentase", "rasio", "rata", "avg"})
+_ID_TOKENS = frozenset({
+    "nik", "ktp", "nkk", "npwp", "nip", "nuptk", "nisn", "nrp", "paspor", "passport",
+    "rekening", "norek", "bpjs", "kis", "username",
+})
+_BIRTH_PREFIX = frozenset({"tgl", "tanggal", "tempat", "tmp", "tmpt", "tahun", "thn"})
+_PERSON_QUALIFIERS = (
+    "lengkap", "penerima", "pasien", "siswa", "murid", "peserta", "pemilik", "kepala_keluarga",
+    "ibu", "ayah", "wali", "suami", "istri", "anak", "pegawai", "karyawan", "pelapor",
+    "responden", "warga", "penduduk", "pemohon", "debitur", "kpm", "orang_tua", "ortu", "balita",
+    "bayi", "pelanggan", "korban", "tersangka", "narapidana", "pengguna",
+)
+_ENTITY_WORDS = frozenset({
+    "sekolah", "faskes", "puskesmas", "rs", "rumah", "klinik", "apotek", "laboratorium", "pasar",
+    "satker", "klpd", "opd", "instansi", "lembaga", "kantor", "usaha", "perusahaan", "toko",
+    "hotel", "masjid", "gereja", "paket", "penyedia", "koperasi", "bank",
+})
+_QUASI_WEIGHTS = {
+    "alamat": 0.5, "address": 0.5, "domisili": 0.5, "telepon": 0.5, "telp": 0.5, "tlp": 0.5,
+    "hp": 0.5, "handphone": 0.5, "ponsel": 0.5, "phone": 0.5, "wa": 0.5, "whatsapp": 0.5,
+    "email": 0.5, "mail": 0.5, "surel": 0.5, "rt": 0.4, "rw": 0.4, "umur": 0.3, "usia": 0.3,
+    "agama": 0.3, "pekerjaan": 0.3, "perkawinan": 0.3, "kelamin": 0.2, "gender": 0.2, "sex": 0.2,
+}
+_CONTACT = frozenset(k for k, v in _QUASI_WEIGHTS.items() if v >= 0.4)
+
+
+@dataclass(frozen=True)
+class PiiFinding:
+    """A column that holds personal data: which detector fired and on how many cells.
+
+    ``count`` is the number of matching cells (for a header finding: non-empty cells).
+    The values themselves are never kept.
+    """
+
+    column: str
+    detector: str
+    count: int
+
+
+def _tokens(label: str) -> list[str]:
+    """Split a header into lower-case word tokens (``NamaLengkap`` → ``["nama", "lengkap"]``)."""
+    spaced = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", label)
+    return [t for t in re.split(r"[^a-z0-9]+", spaced.lower()) if t]
+
+
+def _valid_date(year: int, month: int, day: int) -> bool:
+    try:
+        dt.date(year, month, day)
+    except ValueError:
+        return False
+    return True
+
+
+def _valid_region(number: str) -> bool:
+    info = numdb.get("id/loc").info(number[:4])
+    return len(info) == 2 and bool(info[0][1]) and bool(info[1][1])
+
+
+def is_nik(number: str) -> bool:
+    """Whether ``number`` is structurally a NIK (region, birth date with +40 for women, serial).
+
+    :param number: digits only.
+    """
+    return len(number) == 16 and stdnum_nik.is_valid(number) and number[12:] != "0000"
+
+
+def is_no_kk(number: str) -> bool:
+    """Whether ``number`` is structurally a No. KK: region prefix, DDMMYY entry date, serial ≥ 1.
+
+    :param number: digits only.
+    """
+    if len(number) != 16 or not number.isdigit() or number[12:] == "0000":
+        return False
+    day, month, year = int(number[6:8]), int(number[8:10]), int(number[10:12])
+    # The century is not encoded; only 29 February depends on it.
+    dated = _valid_date(2000 + year, month, day) or _valid_date(1900 + year, month, day)
+    return dated and _valid_region(number)
+
+
+def is_nip(number: str) -> bool:
+    """Whether ``number`` is structurally an 18-digit civil-servant NIP.
+
+    :param number: digits only.
+    """
+    if len(number) != 18 or not number.isdigit():
+        return False
+    birth_year, tmt_year = int(number[:4]), int(number[8:12])
+    return (
+        1940 <= birth_year <= 2010
+        and _valid_date(birth_year, int(number[4:6]), int(number[6:8]))
+        and birth_year + 17 <= tmt_year <= 2040
+        and 1 <= int(number[12:14]) <= 12
+        and number[14] in "12"
+        and number[15:] != "000"
+    )
+
+
+def _is_npwp(number: str) -> bool:
+    """Whether ``number`` is a 15-digit (pre-2024) NPWP with a valid check digit."""
+    return len(number) == 15 and stdnum_npwp.is_valid(number)
+
+
+def _is_mobile(number: str) -> bool:
+    """Whether ``number`` (digits, optional leading ``+``) is an Indonesian mobile number."""
+    return bool(_MOBILE.match(number))
+
+
+def _personal_emails(text: str) -> int:
+    """Count e-mail addresses in ``text`` outside institutional domains."""
+    return sum(
+        1
+        for match in _EMAIL.finditer(text)
+        if not ("." + match.group(1).lower()).endswith(_INSTITUTIONAL_DOMAINS)
+    )
+
+
+def _number_tokens(text: str) -> list[str]:
+    """Digit runs of ``text`` with separators removed (a leading ``+`` is kept)."""
+    found: list[str] = []
+    for part in _SEPARATORS.split(text):
+        part = part.strip()
+        runs = [part] if _NUMBERISH.match(part) else _DIGIT_RUN.findall(part)
+        found.extend(re.sub(r"[^\d+]", "", run) for run in runs if run)
+    return found
+
+
+def looks_sensitive(text: str) -> bool:
+    """Whether ``text`` contains anything a value detector would flag.
+
+    :param text: any string, e.g. a cell or a header label.
+    """
+    if _personal_emails(text) or _NPWP_DOTTED.search(text):
+        return True
+    return any(_token_is_sensitive(token) for token in _number_tokens(text))
+
+
+def _token_is_sensitive(token: str) -> bool:
+    digits = token.lstrip("+")
+    return (
+        _is_mobile(token) or is_nik(digits) or is_no_kk(digits) or is_nip(digits)
+        or _is_npwp(digits)
+    )
+
+
+def mask_sensitive(text: str) -> str:
+    """Replace every identifier-like run and personal e-mail in ``text`` with ``[disamarkan]``.
+
+    :param text: a message that may quote cell values.
+    """
+    text = _EMAIL.sub(
+        lambda m: m.group(0) if _personal_emails(m.group(0)) == 0 else REDACTED, text
+    )
+    text = _NPWP_DOTTED.sub(REDACTED, text)
+    return _DIGIT_RUN.sub(
+        lambda m: REDACTED
+        if _token_is_sensitive(re.sub(r"[^\d+]", "", m.group(0)))
+        else m.group(0),
+        text,
+    )
+
+
+def _cell_text(value: object) -> str:
+    """Render a raw cell (CSV string or XLSX value) as text for the detectors."""
+    if value is None or isinstance(value, bool):
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, (dt.date, dt.datetime, dt.time)):
+        return value.isoformat()
+    return str(value).strip()
+
+
+# --- header heuristics -------------------------------------------------------------------------
+
+
+def _is_identifier_header(label: str) -> bool:
+    """``nik``, ``no_kk``, ``npwp``, ``nip_ppk``, ``tgl_lahir``… but not ``jumlah_kk``."""
+    toks = _tokens(label)
+    if _AGGREGATE.intersection(toks):
+        return False
+    joined = "_".join(toks)
+    if _ID_TOKENS.intersection(toks) or "rek" in toks or "ttl" in toks:
+        return True
+    if "kk" in toks or "kartu_keluarga" in joined:
+        return True
+    return "lahir" in toks and toks.index("lahir") > 0 and toks[toks.index("lahir") - 1] in (
+        _BIRTH_PREFIX
+    )
+
+
+def _is_person_name_header(label: str) -> bool:
+    """``nama_penerima``, ``nama_lengkap``, ``nama_pemilik_rek_bank``… (not ``nama_ppk``)."""
+    toks = _tokens(label)
+    if len(toks) < 2 or toks[0] not in ("nama", "name"):
+        return False
+    qualifier = "_".join(toks[1:])
+    return qualifier.startswith(_PERSON_QUALIFIERS)
+
+
+def _is_entity_subject(labels: Iterable[str]) -> bool:
+    """Whether the table describes institutions (``nama_sekolah``, ``npsn``, ``kode_faskes``…)."""
+    for label in labels:
+        toks = _tokens(label)
+        if "npsn" in toks:
+            return True
+        if len(toks) >= 2 and toks[0] in ("nama", "name", "kode", "kd") and toks[1] in (
+            _ENTITY_WORDS
+        ):
+            return True
+    return False
+
+
+def _header_weight(label: str, *, entity_subject: bool) -> float:
+    """Weak-evidence weight of a header towards :data:`PERSON_THRESHOLD`."""
+    toks = _tokens(label)
+    if _AGGREGATE.intersection(toks):
+        return 0.0
+    if toks in (["nama"], ["name"]):
+        return 0.6
+    weights = [_QUASI_WEIGHTS[t] for t in toks if t in _QUASI_WEIGHTS]
+    if entity_subject and _CONTACT.intersection(toks):
+        return 0.0
+    return max(weights, default=0.0)
+
+
+# --- the scanner -------------------------------------------------------------------------------
+
+
+@dataclass
+class _Stats:
+    non_empty: int = 0
+    digits16: int = 0
+    nik: int = 0
+    kk: int = 0
+    digits15: int = 0
+    npwp: int = 0
+    npwp_dotted: int = 0
+    digits18: int = 0
+    nip: int = 0
+    phone: int = 0
+    email: int = 0
+
+
+class PiiScanner:
+    """Accumulates per-column detector counts over a row stream, then decides.
+
+    :meth:`findings` never reports a value, and names a column whose label itself looks like
+    personal data (a file without a header row) ``kolom <n>``.
+    """
+
+    def __init__(self) -> None:
+        self._stats: dict[int, _Stats] = {}
+
+    def add_row(self, cells: Sequence[object]) -> None:
+        """Count the detector hits of one row of raw cells.
+
+        :param cells: raw cell values in file order.
+        """
+        for index, value in enumerate(cells):
+            text = value.strip() if type(value) is str else _cell_text(value)
+            if not text:
+                continue
+            stats = self._stats.get(index) or self._stats.setdefault(index, _Stats())
+            stats.non_empty += 1
+            if "@" in text and _personal_emails(text):
+                stats.email += 1
+            # Fast path: every identifier has at least 9 digits.
+            if len(text) < 9 or len(_NON_DIGITS.sub("", text)) < 9:
+                continue
+            if _NPWP_DOTTED.search(text):
+                stats.npwp_dotted += 1
+            hit_phone = False
+            for token in _number_tokens(text):
+                digits = token.lstrip("+")
+                hit_phone = hit_phone or _is_mobile(token)
+                if len(digits) == 16:
+                    stats.digits16 += 1
+                    stats.nik += is_nik(digits)
+                    stats.kk += is_no_kk(digits)
+                elif len(digits) == 15:
+                    stats.digits15 += 1
+                    stats.npwp += _is_npwp(digits)
+                elif len(digits) == 18:
+                    stats.digits18 += 1
+                    stats.nip += is_nip(digits)
+            stats.phone += hit_phone
+
+    def findings(self, labels: Sequence[str]) -> list[PiiFinding]:
+        """Decide which columns hold personal data.
+
+        :param labels: the header labels, in file order.
+        """
+        width = max(len(labels), max(self._stats, default=-1) + 1)
+        padded = list(labels) + [""] * (width - len(labels))
+        names = [_safe_label(label, index) for index, label in enumerate(padded)]
+        found: list[PiiFinding] = []
+        flagged: set[int] = set()
+        for index in range(width):
+            for detector, count in self._value_hits(index, padded[index]):
+                found.append(PiiFinding(names[index], detector, count))
+                flagged.add(index)
+        entity = _is_entity_subject(labels)
+        strong: list[int] = []
+        weak: list[tuple[int, float]] = []
+        for index, label in enumerate(labels):
+            if index in flagged or not self._non_empty(index):
+                continue
+            if _is_identifier_header(label) or _is_person_name_header(label):
+                strong.append(index)
+            elif (weight := _header_weight(label, entity_subject=entity)) > 0:
+                weak.append((index, weight))
+        evidence = len(flagged) + len(strong) + sum(weight for _, weight in weak)
+        person_level = evidence >= PERSON_THRESHOLD
+        for index in strong + [i for i, _ in weak if person_level]:
+            found.append(PiiFinding(names[index], "header", self._non_empty(index)))
+        return found
+
+    def _non_empty(self, index: int) -> int:
+        stats = self._stats.get(index)
+        return stats.non_empty if stats else 0
+
+    def _value_hits(self, index: int, label: str) -> list[tuple[str, int]]:
+        s = self._stats.get(index)
+        if s is None:
+            return []
+        hits: list[tuple[str, int]] = []
+        dukcapil = max(s.nik, s.kk)
+        if dukcapil and dukcapil * 2 >= s.digits16:
+            kk_header = "kk" in _tokens(label) or "kartu_keluarga" in "_".join(_tokens(label))
+            hits.append(("no_kk" if kk_header or s.kk > s.nik else "nik", dukcapil))
+        if s.npwp_dotted or (s.npwp and s.npwp * 10 >= s.digits15 * 8):
+            hits.append(("npwp", s.npwp_dotted + s.npwp))
+        if s.nip and s.nip * 2 >= s.digits18:
+            hits.append(("nip", s.nip))
+        if s.phone:
+            hits.append(("phone", s.phone))
+        if s.email:
+            hits.append(("email", s.email))
+        return hits
+
+
+def _safe_label(label: str, index: int) -> str:
+    if not label.strip() or looks_sensitive(label):
+        return f"kolom {index + 1}"
+    return label
