@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from collections.abc import Callable
 from functools import wraps
@@ -19,7 +20,8 @@ from portal import create_app, db, migrate
 from portal.models import Frequency, HarvestJob, JobStatus
 
 F = TypeVar("F", bound=Callable[..., Any])
-console = Console(stderr=False, highlight=False)
+#: Wide enough for the harvest summary even when stdout is not a terminal.
+console = Console(highlight=False, width=max(shutil.get_terminal_size((140, 24)).columns, 120))
 
 
 def instance_path() -> Path:
@@ -202,6 +204,11 @@ def _run_sources(app: Flask, names: list[str], *, dry_run: bool) -> list[Harvest
                     on_item=progress,
                 )
             job.source.name  # load before the session closes  # noqa: B018
+            job.failures = [  # type: ignore[attr-defined]
+                (item.remote_id, item.error or item.error_type or "")
+                for item in job.items
+                if item.outcome.value == "failed"
+            ]
             jobs.append(job)
         finally:
             session.close()
@@ -232,6 +239,14 @@ def _summary(jobs: list[HarvestJob]) -> None:
             style=style,
         )
     console.print(table)
+    for job in jobs:
+        for remote_id, error in getattr(job, "failures", []):
+            console.print(f"[red]✗[/red] {job.source.name} · {remote_id}: {error}")
+    if any(getattr(job, "failures", []) for job in jobs):
+        console.print(
+            "Failed items are kept out of the catalog. Quarantined versions keep their check "
+            "report: fix the file at its source and run the harvest again."
+        )
 
 
 @main.group(help="Versions waiting for a steward (until the workspace exists).")

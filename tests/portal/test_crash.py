@@ -56,7 +56,10 @@ def test_sigkill_while_publishing_keeps_previous_version(app_factory, tmp_path, 
     }
     proc = subprocess.Popen(
         [sys.executable, "-m", "portal.cli", "harvest", "run", source],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         caught = _wait_for_rows_build(storage, proc, timeout=120)

@@ -53,6 +53,12 @@ def test_demo_publishes_samples_and_quarantines_bad_ones(app):
             # quarantined files are never turned into downloadable rows
             assert version.rows_key is None
             assert report
+        broken = session.scalars(
+            select(Dataset).where(Dataset.name == "bansos-per-kelurahan-2024")
+        ).one()
+        issues = broken.resources[0].versions[0].check_report["issues"]
+        kinds = {i["code"] for i in issues if i["row"] and i["field"]}
+        assert {"type-error", "constraint-error", "region-code"} <= kinds, issues
         assert session.scalars(
             select(Version).where(Version.status == VersionStatus.PUBLISHED)
         ).all()
