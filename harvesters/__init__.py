@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from harvesters.base import Harvester
 from harvesters.folder import FolderHarvester
+from harvesters.url import UrlHarvester
 
 #: Every harvester kind the portal knows, by name.
 REGISTRY: dict[str, type[Harvester]] = {
     FolderHarvester.kind: FolderHarvester,
+    UrlHarvester.kind: UrlHarvester,
 }
 
 

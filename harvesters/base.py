@@ -9,6 +9,7 @@ service checks, stores and publishes it).
 from __future__ import annotations
 
 import hashlib
+import time
 import traceback
 from abc import ABC, abstractmethod
 from collections import Counter
@@ -18,7 +19,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, BinaryIO, ClassVar, Protocol
 
-from harvesters.errors import FileTooLarge, HarvestError, SkipItem, SourceUnavailable
+from harvesters.errors import FileTooLarge, HarvestError, SkipItem, SourceUnavailable, Unchanged
 
 CHUNK = 1024 * 1024
 
@@ -42,8 +43,11 @@ class SourceConfig:
     url: str
     #: Largest file, in bytes, that may be staged.
     max_file_size: int = 200 * 1024 * 1024
-    #: Kind-specific options (filters, paths, queries).
+    #: Kind-specific options (filters, paths, queries). Producers may edit these.
     options: dict[str, Any] = field(default_factory=dict)
+    #: Hosts the operator allows even on private or loopback addresses
+    #: (``ONEDATA_HARVEST_ALLOW_HOSTS``). Never taken from ``options``.
+    allow_hosts: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -86,9 +90,13 @@ class ItemResult:
 @dataclass
 class HarvestResult:
     items: list[ItemResult] = field(default_factory=list)
-    #: Set when the source as a whole failed (nothing could be gathered).
+    #: Set when the source as a whole failed (nothing could be gathered, or the deadline hit).
     error: str | None = None
     error_type: str | None = None
+    #: Every remote id the source listed (before ``max_items``): what exists there now.
+    seen_ids: list[str] = field(default_factory=list)
+    #: How long listing the source took (a measure of its response time).
+    gather_seconds: float = 0.0
 
     @property
     def counts(self) -> dict[str, int]:
@@ -141,6 +149,8 @@ class Harvester(ABC):
         dry_run: bool = False,
         max_items: int | None = None,
         on_item: ProgressCallback | None = None,
+        on_gathered: Callable[[int], None] | None = None,
+        deadline: float | None = None,
     ) -> HarvestResult:
         """Gather, then fetch and process every item; never raises for one bad item.
 
@@ -148,9 +158,13 @@ class Harvester(ABC):
         :param dry_run: ask the processor for the outcome without keeping anything.
         :param max_items: stop after this many items.
         :param on_item: called after each item with its result and its index.
+        :param on_gathered: called once with the number of items to process.
+        :param deadline: a ``time.monotonic()`` value; items after it are not started and the
+            result carries a ``deadline-exceeded`` error.
         """
         result = HarvestResult()
         self.staging_dir.mkdir(parents=True, exist_ok=True)
+        started = time.monotonic()
         try:
             remote_ids = list(dict.fromkeys(self.gather()))  # de-duplicate, keep order
         except HarvestError as exc:
@@ -159,9 +173,21 @@ class Harvester(ABC):
         except Exception as exc:  # a broken source must not kill the run
             result.error, result.error_type = f"{type(exc).__name__}: {exc}", "gather-error"
             return result
+        finally:
+            result.gather_seconds = time.monotonic() - started
+        result.seen_ids = list(remote_ids)
         if max_items is not None:
             remote_ids = remote_ids[:max_items]
+        if on_gathered is not None:
+            on_gathered(len(remote_ids))
         for index, remote_id in enumerate(remote_ids):
+            if deadline is not None and time.monotonic() > deadline:
+                result.error_type = "deadline-exceeded"
+                result.error = (
+                    f"deadline exceeded after {index} of {len(remote_ids)} items; "
+                    "the rest were not harvested"
+                )
+                break
             item_result = self._run_one(remote_id, process, dry_run)
             result.items.append(item_result)
             if on_item is not None:
@@ -172,6 +198,8 @@ class Harvester(ABC):
         try:
             item = self.fetch(remote_id)
             return process(item, dry_run=dry_run)
+        except Unchanged:
+            return ItemResult(remote_id, ItemOutcome.UNCHANGED)
         except SkipItem as exc:
             return ItemResult(remote_id, ItemOutcome.SKIPPED, exc.code, str(exc))
         except HarvestError as exc:

@@ -10,9 +10,9 @@ the same row stream; when it finds anything, messages never quote cell values.
 
 from __future__ import annotations
 
-import copy
 import json
 import re
+import threading
 import warnings
 from collections import Counter
 from dataclasses import asdict, dataclass, field
@@ -20,7 +20,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from frictionless import Error, FrictionlessException, Package, Resource, Row, Schema
+from frictionless import Error, FrictionlessException, Package, Row, Schema
 from frictionless.resources import TableResource
 
 from harvesters import reference
@@ -40,9 +40,15 @@ __all__ = [
 #: Folder of the ``<type>.schema.json`` files.
 SCHEMAS_DIR = Path(__file__).resolve().parent.parent / "schemas"
 
+# NUL and other C0 controls (tab/CR/LF excepted), U+FFFD and a BOM inside text: what binary
+# content or a wrong encoding looks like once decoded.
+_BINARY = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffd\ufeff]")
 _NOT_A_TABLE = "Berkas bukan tabel (CSV atau XLSX)."
 _SCHEMA_NAME = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 _TABLE = "tabel"
+
+#: Guards the process-wide warning filters that ``catch_warnings`` swaps in and out.
+WARNINGS_LOCK = threading.RLock()
 
 
 class Severity(StrEnum):
@@ -169,12 +175,20 @@ def check_table(
     :raises FileNotFoundError: when the schema needs a reference list whose file is missing.
     """
     ref_dir = reference_dir or reference.DEFAULT_REFERENCE_DIR
+    was_inferred = schema is None
     if schema is None:
         inferred, problems = _infer_schema(path)
         if inferred is None:
             return CheckReport(0, problems, [], {})
         schema = inferred
-    descriptor, issues, extra_resources = _resolve_references(schema, ref_dir)
+    descriptor, unknown, extra_resources = reference.resolve(schema, ref_dir, own_name=_TABLE)
+    issues = [
+        CheckIssue(
+            "reference-error",
+            f'Skema merujuk sumber "{name}" yang tidak dikenal; kunci asingnya dilewati.',
+        )
+        for name in unknown
+    ]
     try:
         table_schema = Schema.from_descriptor(descriptor)
     except FrictionlessException as exc:
@@ -189,24 +203,28 @@ def check_table(
     if not isinstance(resource, TableResource):
         issues.append(CheckIssue("format-error", _NOT_A_TABLE))
         return CheckReport(0, issues, [], schema)
-    if extra_resources:
-        Package(resources=[resource, *extra_resources])
     scanner = PiiScanner()
     row_count = 0
+    binary_rows: list[int] = []
 
     def on_row(row: Row) -> None:
         nonlocal row_count
         row_count += 1
         scanner.add_row(row.cells)
+        if _BINARY.search("".join(c for c in row.cells if isinstance(c, str))):
+            binary_rows.append(row.row_number)
 
     errors: list[Error] = []
     labels: list[str] = []
     notes: list[str] = []
     # Hostile files make the parsers (csv, openpyxl, zipfile, codecs) raise or warn in any way;
-    # both become issues. catch_warnings is process-global: run checks off the request thread.
-    with warnings.catch_warnings(record=True) as caught:
+    # both become issues. catch_warnings is process-global, so concurrent checks (harvest
+    # threads) take turns here rather than restore each other's filters.
+    with WARNINGS_LOCK, warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
+            if extra_resources:  # the package is what lets frictionless resolve the references
+                Package(resources=[resource, *extra_resources])
             report = resource.validate(limit_errors=0, on_row=on_row)
         except Exception as exc:
             issues.append(_unreadable(exc))
@@ -218,6 +236,8 @@ def check_table(
                 notes += task.warnings
     notes += [str(w.message) for w in caught if not issubclass(w.category, DeprecationWarning)]
 
+    if binary_rows or _BINARY.search("".join(labels)):
+        issues.append(_binary_issue(binary_rows))
     findings = scanner.findings(labels)
     issues += [_issue(error, redact=bool(findings)) for error in errors]
     issues += [
@@ -225,6 +245,8 @@ def check_table(
         for note in dict.fromkeys(notes)
     ]
     issues += [_pii_issue(finding) for finding in findings]
+    if findings and was_inferred:
+        schema = _redacted_fields(schema)
     return CheckReport(row_count, issues, findings, schema)
 
 
@@ -236,7 +258,7 @@ def _infer_schema(path: Path) -> tuple[dict[str, Any] | None, list[CheckIssue]]:
     if not isinstance(resource, TableResource):
         return None, [CheckIssue("format-error", _NOT_A_TABLE)]
     try:
-        with warnings.catch_warnings():
+        with WARNINGS_LOCK, warnings.catch_warnings():
             warnings.simplefilter("ignore")
             resource.infer()
         descriptor = resource.schema.to_descriptor()
@@ -249,35 +271,32 @@ def _infer_schema(path: Path) -> tuple[dict[str, Any] | None, list[CheckIssue]]:
     return descriptor, []
 
 
+def _redacted_fields(schema: dict[str, Any]) -> dict[str, Any]:
+    """An inferred schema names its fields after the first line, which may be a data row."""
+    fields = []
+    for index, field_ in enumerate(schema.get("fields", []), start=1):
+        name = str(field_.get("name", ""))
+        shown = name if _shown_label(name, redact=True) == name else f"kolom_{index}"
+        fields.append({**field_, "name": shown})
+    return {**schema, "fields": fields}
+
+
+def _binary_issue(rows: list[int]) -> CheckIssue:
+    where = f"{len(rows)} baris, pertama baris {rows[0]}" if rows else "baris judul"
+    return CheckIssue(
+        "encoding-error",
+        f"Berkas memuat karakter kendali atau biner ({where}): bukan teks, atau pengodean "
+        "karakternya salah.",
+        row=rows[0] if rows else None,
+    )
+
+
 def _unopenable(exc: OSError) -> CheckIssue:
     return CheckIssue("scheme-error", f"Berkas tidak dapat dibuka ({type(exc).__name__}).")
 
 
 def _unreadable(exc: Exception) -> CheckIssue:
     return CheckIssue("source-error", f"Berkas tidak dapat dibaca ({type(exc).__name__}).")
-
-
-def _resolve_references(
-    schema: dict[str, Any], ref_dir: Path
-) -> tuple[dict[str, Any], list[CheckIssue], list[Resource]]:
-    """Reference resources for the schema's foreign keys; unresolvable keys become issues."""
-    descriptor = copy.deepcopy(schema)
-    issues: list[CheckIssue] = []
-    resources: list[Resource] = []
-    unknown: set[str] = set()
-    for name in sorted(reference.referenced_resources(descriptor) - {_TABLE}):
-        if reference.parse_reference_name(name) is None:
-            unknown.add(name)
-            message = f'Skema merujuk sumber "{name}" yang tidak dikenal; kunci asingnya dilewati.'
-            issues.append(CheckIssue("reference-error", message))
-        else:
-            resources.append(reference.build_resource(name, ref_dir))
-    if unknown:
-        descriptor["foreignKeys"] = [
-            fk for fk in descriptor.get("foreignKeys", [])
-            if fk.get("reference", {}).get("resource") not in unknown
-        ]
-    return descriptor, issues, resources
 
 
 _TEMPLATES = {
@@ -324,8 +343,12 @@ def _issue(error: Error, *, redact: bool) -> CheckIssue:
     template = _TEMPLATES.get(code)
     if template is not None:
         message = template.format(
-            row=row, field=field_name, note=error.note, position=getattr(error, "field_number", ""),
-            cell=REDACTED if redact else cell, label=_shown_label(label, redact),
+            row=row,
+            field=field_name,
+            note=error.note,
+            position=getattr(error, "field_number", ""),
+            cell=REDACTED if redact else cell,
+            label=_shown_label(label, redact),
         )
     else:
         message = str(error.message)

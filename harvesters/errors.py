@@ -22,6 +22,12 @@ class SkipItem(HarvestError):
     code = "skipped"
 
 
+class Unchanged(SkipItem):
+    """The item has not changed at the source since the last harvest (nothing was fetched)."""
+
+    code = "unchanged"
+
+
 class InvalidItem(HarvestError):
     """The item was reached but its content or metadata is unusable."""
 

@@ -48,28 +48,27 @@ _NON_DIGITS = re.compile(r"\D+")
 _SEPARATORS = re.compile(r"[,;/|\n]")
 _INSTITUTIONAL_DOMAINS = (".go.id", ".sch.id", ".ac.id", ".mil.id", ".desa.id")
 
-_AGGREGATE = frozenset({"jumlah", "jml", "total", "persen", "persentase", "rasio", "rata", "avg"})
-_ID_TOKENS = frozenset({
-    "nik", "ktp", "nkk", "npwp", "nip", "nuptk", "nisn", "nrp", "paspor", "passport",
-    "rekening", "norek", "bpjs", "kis", "username",
-})
-_BIRTH_PREFIX = frozenset({"tgl", "tanggal", "tempat", "tmp", "tmpt", "tahun", "thn"})
-_PERSON_QUALIFIERS = (
-    "lengkap", "penerima", "pasien", "siswa", "murid", "peserta", "pemilik", "kepala_keluarga",
-    "ibu", "ayah", "wali", "suami", "istri", "anak", "pegawai", "karyawan", "pelapor",
-    "responden", "warga", "penduduk", "pemohon", "debitur", "kpm", "orang_tua", "ortu", "balita",
-    "bayi", "pelanggan", "korban", "tersangka", "narapidana", "pengguna",
+_AGGREGATE = frozenset("jumlah jml total persen persentase rasio rata avg".split())
+_ID_TOKENS = frozenset(
+    "nik ktp nkk npwp nip nuptk nisn nrp paspor passport rekening norek bpjs kis username".split()
 )
-_ENTITY_WORDS = frozenset({
-    "sekolah", "faskes", "puskesmas", "rs", "rumah", "klinik", "apotek", "laboratorium", "pasar",
-    "satker", "klpd", "opd", "instansi", "lembaga", "kantor", "usaha", "perusahaan", "toko",
-    "hotel", "masjid", "gereja", "paket", "penyedia", "koperasi", "bank",
-})
+_BIRTH_PREFIX = frozenset("tgl tanggal tempat tmp tmpt tahun thn".split())
+_PERSON_QUALIFIERS = tuple(
+    "lengkap penerima pasien siswa murid peserta pemilik kepala_keluarga ibu ayah wali suami "
+    "istri anak pegawai karyawan pelapor responden warga penduduk pemohon debitur kpm orang_tua "
+    "ortu balita bayi pelanggan korban tersangka narapidana pengguna".split()
+)
+_ENTITY_WORDS = frozenset(
+    "sekolah faskes puskesmas rs rumah klinik apotek laboratorium pasar satker klpd opd instansi "
+    "lembaga kantor usaha perusahaan toko hotel masjid gereja paket penyedia koperasi bank".split()
+)
 _QUASI_WEIGHTS = {
-    "alamat": 0.5, "address": 0.5, "domisili": 0.5, "telepon": 0.5, "telp": 0.5, "tlp": 0.5,
-    "hp": 0.5, "handphone": 0.5, "ponsel": 0.5, "phone": 0.5, "wa": 0.5, "whatsapp": 0.5,
-    "email": 0.5, "mail": 0.5, "surel": 0.5, "rt": 0.4, "rw": 0.4, "umur": 0.3, "usia": 0.3,
-    "agama": 0.3, "pekerjaan": 0.3, "perkawinan": 0.3, "kelamin": 0.2, "gender": 0.2, "sex": 0.2,
+    **dict.fromkeys("alamat address domisili".split(), 0.5),
+    **dict.fromkeys("telepon telp tlp hp handphone ponsel phone wa whatsapp".split(), 0.5),
+    **dict.fromkeys("email mail surel".split(), 0.5),
+    **dict.fromkeys("rt rw".split(), 0.4),
+    **dict.fromkeys("umur usia agama pekerjaan perkawinan".split(), 0.3),
+    **dict.fromkeys("kelamin gender sex".split(), 0.2),
 }
 _CONTACT = frozenset(k for k, v in _QUASI_WEIGHTS.items() if v >= 0.4)
 
@@ -145,16 +144,6 @@ def is_nip(number: str) -> bool:
     )
 
 
-def _is_npwp(number: str) -> bool:
-    """Whether ``number`` is a 15-digit (pre-2024) NPWP with a valid check digit."""
-    return len(number) == 15 and stdnum_npwp.is_valid(number)
-
-
-def _is_mobile(number: str) -> bool:
-    """Whether ``number`` (digits, optional leading ``+``) is an Indonesian mobile number."""
-    return bool(_MOBILE.match(number))
-
-
 def _personal_emails(text: str) -> int:
     """Count e-mail addresses in ``text`` outside institutional domains."""
     return sum(
@@ -187,8 +176,11 @@ def looks_sensitive(text: str) -> bool:
 def _token_is_sensitive(token: str) -> bool:
     digits = token.lstrip("+")
     return (
-        _is_mobile(token) or is_nik(digits) or is_no_kk(digits) or is_nip(digits)
-        or _is_npwp(digits)
+        _MOBILE.match(token) is not None
+        or is_nik(digits)
+        or is_no_kk(digits)
+        or is_nip(digits)
+        or (len(digits) == 15 and stdnum_npwp.is_valid(digits))
     )
 
 
@@ -197,14 +189,12 @@ def mask_sensitive(text: str) -> str:
 
     :param text: a message that may quote cell values.
     """
-    text = _EMAIL.sub(
-        lambda m: m.group(0) if _personal_emails(m.group(0)) == 0 else REDACTED, text
-    )
+    text = _EMAIL.sub(lambda m: m.group(0) if _personal_emails(m.group(0)) == 0 else REDACTED, text)
     text = _NPWP_DOTTED.sub(REDACTED, text)
     return _DIGIT_RUN.sub(
-        lambda m: REDACTED
-        if _token_is_sensitive(re.sub(r"[^\d+]", "", m.group(0)))
-        else m.group(0),
+        lambda m: (
+            REDACTED if _token_is_sensitive(re.sub(r"[^\d+]", "", m.group(0))) else m.group(0)
+        ),
         text,
     )
 
@@ -233,8 +223,10 @@ def _is_identifier_header(label: str) -> bool:
         return True
     if "kk" in toks or "kartu_keluarga" in joined:
         return True
-    return "lahir" in toks and toks.index("lahir") > 0 and toks[toks.index("lahir") - 1] in (
-        _BIRTH_PREFIX
+    return (
+        "lahir" in toks
+        and toks.index("lahir") > 0
+        and toks[toks.index("lahir") - 1] in _BIRTH_PREFIX
     )
 
 
@@ -253,8 +245,10 @@ def _is_entity_subject(labels: Iterable[str]) -> bool:
         toks = _tokens(label)
         if "npsn" in toks:
             return True
-        if len(toks) >= 2 and toks[0] in ("nama", "name", "kode", "kd") and toks[1] in (
-            _ENTITY_WORDS
+        if (
+            len(toks) >= 2
+            and toks[0] in ("nama", "name", "kode", "kd")
+            and toks[1] in _ENTITY_WORDS
         ):
             return True
     return False
@@ -322,14 +316,14 @@ class PiiScanner:
             hit_phone = False
             for token in _number_tokens(text):
                 digits = token.lstrip("+")
-                hit_phone = hit_phone or _is_mobile(token)
+                hit_phone = hit_phone or _MOBILE.match(token) is not None
                 if len(digits) == 16:
                     stats.digits16 += 1
                     stats.nik += is_nik(digits)
                     stats.kk += is_no_kk(digits)
                 elif len(digits) == 15:
                     stats.digits15 += 1
-                    stats.npwp += _is_npwp(digits)
+                    stats.npwp += stdnum_npwp.is_valid(digits)  # pre-2024 format, Luhn check
                 elif len(digits) == 18:
                     stats.digits18 += 1
                     stats.nip += is_nip(digits)
@@ -342,25 +336,34 @@ class PiiScanner:
         """
         width = max(len(labels), max(self._stats, default=-1) + 1)
         padded = list(labels) + [""] * (width - len(labels))
-        names = [_safe_label(label, index) for index, label in enumerate(padded)]
-        found: list[PiiFinding] = []
-        flagged: set[int] = set()
-        for index in range(width):
-            for detector, count in self._value_hits(index, padded[index]):
-                found.append(PiiFinding(names[index], detector, count))
-                flagged.add(index)
         entity = _is_entity_subject(labels)
+        hits = {i: h for i in range(width) if (h := self._value_hits(i, padded[i]))}
+        # An institution's own phone number or e-mail is public, like its address.
+        deferred = {
+            i
+            for i, h in hits.items()
+            if entity
+            and {d for d, _ in h} <= {"phone", "email"}
+            and _CONTACT.intersection(_tokens(padded[i]))
+        }
         strong: list[int] = []
         weak: list[tuple[int, float]] = []
         for index, label in enumerate(labels):
-            if index in flagged or not self._non_empty(index):
+            if index in hits or not self._non_empty(index):
                 continue
             if _is_identifier_header(label) or _is_person_name_header(label):
                 strong.append(index)
             elif (weight := _header_weight(label, entity_subject=entity)) > 0:
                 weak.append((index, weight))
-        evidence = len(flagged) + len(strong) + sum(weight for _, weight in weak)
+        evidence = len(hits) - len(deferred) + len(strong) + sum(w for _, w in weak)
         person_level = evidence >= PERSON_THRESHOLD
+        names = [_safe_label(label, index) for index, label in enumerate(padded)]
+        found = [
+            PiiFinding(names[i], detector, count)
+            for i, h in hits.items()
+            if person_level or i not in deferred
+            for detector, count in h
+        ]
         for index in strong + [i for i, _ in weak if person_level]:
             found.append(PiiFinding(names[index], "header", self._non_empty(index)))
         return found

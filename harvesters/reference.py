@@ -14,6 +14,7 @@ table, so frictionless performs the lookup itself.
 
 from __future__ import annotations
 
+import copy
 import csv
 import re
 from pathlib import Path
@@ -107,3 +108,32 @@ def describe(name: str) -> str:
     base, level = parsed
     label = "daftar referensi wilayah" if base == "wilayah" else f"daftar referensi {base}"
     return f"{label} tingkat {level}" if level else label
+
+
+def resolve(
+    schema: dict[str, Any], reference_dir: Path, *, own_name: str = ""
+) -> tuple[dict[str, Any], list[str], list[Resource]]:
+    """Reference resources for a schema's foreign keys.
+
+    :param schema: a Table Schema descriptor (not modified).
+    :param reference_dir: folder holding the reference CSV files.
+    :param own_name: the table's resource name (a foreign key to it is a self-reference).
+    :returns: the descriptor without keys to unknown resources, those unknown names, and the
+        reference resources to put in a package next to the table.
+    :raises FileNotFoundError: when a reference list's CSV file is missing.
+    """
+    descriptor = copy.deepcopy(schema)
+    unknown: list[str] = []
+    resources: list[Resource] = []
+    for name in sorted(referenced_resources(descriptor) - {own_name}):
+        if parse_reference_name(name) is None:
+            unknown.append(name)
+        else:
+            resources.append(build_resource(name, reference_dir))
+    if unknown:
+        descriptor["foreignKeys"] = [
+            fk
+            for fk in descriptor.get("foreignKeys", [])
+            if fk.get("reference", {}).get("resource") not in unknown
+        ]
+    return descriptor, unknown, resources

@@ -38,17 +38,18 @@ class Column:
     type: str
 
 
-def table_format(path: Path) -> str:
-    """Format of a table file: from its extension, else ``xlsx`` for a ZIP container, else ``csv``.
+def table_format(path: Path) -> str | None:
+    """Format of a table file: from its extension; without one, ``xlsx`` for a ZIP container,
+    else ``csv``. ``None`` for other extensions (frictionless then decides, e.g. not a table).
 
     Staged or stored copies may lose their extension; the content still tells XLSX from CSV.
 
     :param path: the table file.
     :raises OSError: when the file cannot be opened to sniff its first bytes.
     """
-    known = TABLE_FORMATS.get(path.suffix.lower())
-    if known:
-        return known
+    suffix = path.suffix.lower()
+    if suffix:
+        return TABLE_FORMATS.get(suffix)
     with path.open("rb") as handle:
         return "xlsx" if handle.read(4) == _ZIP_MAGIC else "csv"
 
@@ -61,7 +62,10 @@ def open_resource(path: Path, schema: Schema | None = None, *, name: str = "tabe
     :param name: the resource name (foreign keys refer to other resources by name).
     :raises OSError: when the file cannot be opened to sniff its format.
     """
-    options: dict[str, Any] = {"basepath": str(path.parent), "format": table_format(path)}
+    options: dict[str, Any] = {"basepath": str(path.parent)}
+    fmt = table_format(path)
+    if fmt is not None:
+        options["format"] = fmt
     if schema is not None:
         options["schema"] = schema
     return Resource(path.name, name=name, **options)

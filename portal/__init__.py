@@ -34,7 +34,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.json.sort_keys = False  # type: ignore[attr-defined]
 
     from portal import db, errors, i18n, markup, storage
-    from portal.views import api, catalog
+    from portal.views import api, catalog, harvest
 
     db.init_app(app)
     storage.init_app(app)
@@ -42,6 +42,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     markup.init_app(app)
     app.register_blueprint(catalog.bp)
     app.register_blueprint(api.bp)
+    app.register_blueprint(harvest.bp)
     errors.register(app)
     return app
 

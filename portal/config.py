@@ -39,6 +39,21 @@ SETTINGS: dict[str, tuple[Any, str]] = {
     "PREVIEW_ROWS": (20, "Rows shown in a dataset page's preview."),
     "PAGE_SIZE": (20, "Datasets per catalog or API page."),
     "PRODUCTION": (False, "Set to 1 in production: secure cookies."),
+    "HARVEST_ALLOW_HOSTS": (
+        "",
+        "Comma-separated hosts a harvester may reach even on private or loopback addresses.",
+    ),
+    "HARVEST_CONCURRENCY": (4, "Sources harvested at the same time."),
+    "HARVEST_QUEUE": ("onedata-harvest", "Name of the RQ queue harvest jobs go to."),
+    "HARVEST_JOB_DEADLINE": (3600, "Seconds after which a harvest job stops taking new items."),
+    "HARVEST_HEARTBEAT_TIMEOUT": (
+        300,
+        "Seconds without a heartbeat after which a running job is marked failed.",
+    ),
+    "HARVEST_WITHDRAW_GRACE_DAYS": (
+        7,
+        "Days a dataset may be missing from its source before it is withdrawn.",
+    ),
 }
 
 

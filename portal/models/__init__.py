@@ -54,6 +54,13 @@ from portal.models.catalog import (  # noqa: E402
     Version,
     VersionStatus,
 )
+from portal.models.events import (  # noqa: E402
+    EventOutcome,
+    EventSeverity,
+    SecurityCheckpoint,
+    SecurityEvent,
+    SecurityLogHead,
+)
 from portal.models.harvest import (  # noqa: E402
     HarvestItem,
     HarvestJob,
@@ -66,6 +73,8 @@ __all__ = [
     "Base",
     "Dataset",
     "DatasetState",
+    "EventOutcome",
+    "EventSeverity",
     "Frequency",
     "HarvestItem",
     "HarvestJob",
@@ -73,6 +82,9 @@ __all__ = [
     "JobStatus",
     "Organization",
     "Resource",
+    "SecurityCheckpoint",
+    "SecurityEvent",
+    "SecurityLogHead",
     "Tag",
     "Version",
     "VersionStatus",

@@ -114,6 +114,8 @@ class Dataset(Base):
     extras: Mapped[dict[str, Any]] = mapped_column(default=dict)
     source_id: Mapped[int | None] = mapped_column(ForeignKey("harvest_source.id"), index=True)
     remote_id: Mapped[str | None] = mapped_column(String(300))  # the item's guid at its source
+    #: Last time a harvest saw the item at its source (withdrawal after a grace period).
+    last_seen_at: Mapped[datetime | None] = mapped_column()
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     published_at: Mapped[datetime | None] = mapped_column()

@@ -6,11 +6,13 @@ that serialises writers, and verification are explained in ``portal/services/eve
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import BigInteger, CheckConstraint, Integer, String
+from sqlalchemy import JSON, BigInteger, CheckConstraint, Dialect, Integer, String, TypeDecorator
 from sqlalchemy.orm import Mapped, mapped_column
 
 from portal.models import Base, enum_type, utcnow
@@ -20,6 +22,33 @@ GENESIS_HASH = "0" * 64
 
 # BIGINT on PostgreSQL; on SQLite only "INTEGER PRIMARY KEY" is the fast rowid key.
 SeqType = BigInteger().with_variant(Integer(), "sqlite")
+
+#: The canonical JSON form: sorted keys, no whitespace, ASCII only.
+CANONICAL_JSON = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+
+
+class CanonicalJSON(TypeDecorator[Any]):
+    """A JSON column whose stored text is the canonical form of its value.
+
+    The bytes kept are then exactly the bytes hashed, and verification reads them as they are
+    instead of parsing and re-encoding every record. PostgreSQL's ``json`` type (not ``jsonb``)
+    keeps the text it is given.
+    """
+
+    impl = JSON
+    cache_ok = True
+
+    def bind_processor(self, dialect: Dialect) -> Callable[[Any], str | None]:
+        def process(value: Any) -> str | None:
+            return None if value is None else CANONICAL_JSON.encode(value)
+
+        return process
+
+    def result_processor(self, dialect: Dialect, coltype: object) -> Callable[[Any], Any]:
+        def process(value: Any) -> Any:
+            return json.loads(value) if isinstance(value, str) else value
+
+        return process
 
 
 class EventOutcome(StrEnum):
@@ -61,7 +90,7 @@ class SecurityEvent(Base):
     status: Mapped[int | None] = mapped_column(Integer)
     object_type: Mapped[str | None] = mapped_column(String(64))
     object_id: Mapped[str | None] = mapped_column(String(128))
-    details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    details: Mapped[dict[str, Any]] = mapped_column(CanonicalJSON(), default=dict)
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
 

@@ -34,7 +34,10 @@ class HarvestSource(Base):
     active: Mapped[bool] = mapped_column(default=True)
     frequency: Mapped[Frequency] = mapped_column(enum_type(Frequency), default=Frequency.DAILY)
     config: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    #: What the harvester needs from its previous runs (e.g. the last successful gather time).
+    state: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
     organization: Mapped[Organization] = relationship()
     jobs: Mapped[list[HarvestJob]] = relationship(
@@ -53,6 +56,12 @@ class HarvestJob(Base):
     started_at: Mapped[datetime | None] = mapped_column()
     finished_at: Mapped[datetime | None] = mapped_column()
     heartbeat_at: Mapped[datetime | None] = mapped_column()
+    deadline_at: Mapped[datetime | None] = mapped_column()
+    #: Items to process (known once the source is listed) and items processed so far.
+    total: Mapped[int | None] = mapped_column()
+    done: Mapped[int] = mapped_column(default=0)
+    #: Seconds the source took to list its items: its response time.
+    gather_seconds: Mapped[float | None] = mapped_column()
     counts: Mapped[dict[str, Any]] = mapped_column(default=dict)
     error: Mapped[str | None] = mapped_column(Text)
 

@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 import shutil
+import threading
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from harvesters import get_harvester
 from harvesters.base import ItemOutcome, ItemResult, SourceConfig
 from portal.errors import Conflict, Invalid, NotFound
 from portal.models import (
+    Dataset,
+    DatasetState,
     Frequency,
     HarvestItem,
     HarvestJob,
@@ -79,36 +85,61 @@ def list_sources(session: Session) -> list[HarvestSource]:
     return list(session.scalars(select(HarvestSource).order_by(HarvestSource.name)))
 
 
+@dataclass(frozen=True)
+class RunSettings:
+    """Operator settings for one run (from ``ONEDATA_HARVEST_*``)."""
+
+    schemas_dir: Path
+    reference_dir: Path | None
+    max_file_size: int
+    allow_hosts: tuple[str, ...] = ()
+    deadline_seconds: float = 3600
+    heartbeat_seconds: float = 30
+    withdraw_grace: timedelta = timedelta(days=7)
+
+
 def run_source(
     session: Session,
     storage: LocalStorage,
     source: HarvestSource,
+    settings: RunSettings,
     *,
-    schemas_dir: Path,
-    reference_dir: Path | None,
-    max_file_size: int,
     dry_run: bool = False,
     on_item: ItemCallback | None = None,
+    on_gathered: Callable[[int], None] | None = None,
 ) -> HarvestJob:
     """Run one harvest of ``source`` to the end; commits the job and each item as it goes.
 
-    Never raises for a failing source or item: the job records what happened.
+    Never raises for a failing source or item: the job records what happened. While it runs,
+    a heartbeat thread stamps the job so that a dead worker's job can be told apart (see
+    :func:`portal.services.harvest_schedule.reap_stale_jobs`).
 
     :param session: a session this function may commit (not a request's session).
+    :param settings: schemas, limits, deadline and withdrawal grace.
     :param dry_run: compute each item's outcome without storing anything.
     :param on_item: progress callback, after each item.
+    :param on_gathered: called with the number of items once the source is listed.
     """
+    now = utcnow()
     job = HarvestJob(
         source_id=source.id,
         status=JobStatus.RUNNING,
         dry_run=dry_run,
-        started_at=utcnow(),
-        heartbeat_at=utcnow(),
+        started_at=now,
+        heartbeat_at=now,
+        deadline_at=now + timedelta(seconds=settings.deadline_seconds),
     )
     session.add(job)
     session.commit()
     staging = storage.staging_dir()
-    ingestor = Ingestor(session, storage, job, schemas_dir, reference_dir)
+    ingestor = Ingestor(session, storage, job, settings.schemas_dir, settings.reference_dir)
+    heartbeat = _Heartbeat(session.get_bind(), job.id, settings.heartbeat_seconds)
+
+    def gathered(total: int) -> None:
+        job.total = total
+        session.commit()
+        if on_gathered is not None:
+            on_gathered(total)
 
     def item_done(result: ItemResult, index: int) -> None:
         if result.remote_id not in ingestor.recorded and not dry_run:
@@ -122,25 +153,43 @@ def run_source(
                     raw={"traceback": result.detail} if result.detail else {},
                 )
             )
+        job.done = index + 1
         job.heartbeat_at = utcnow()
         session.commit()
         if on_item is not None:
             on_item(result, index)
 
+    heartbeat.start()
     try:
         harvester = get_harvester(source.kind)(
             SourceConfig(
-                name=source.name, url=source.url, max_file_size=max_file_size, options=source.config
+                name=source.name,
+                url=source.url,
+                max_file_size=settings.max_file_size,
+                options=_options(source),
+                allow_hosts=settings.allow_hosts,
             ),
             staging_dir=staging,
         )
-        result = harvester.run(ingestor, dry_run=dry_run, on_item=item_done)
+        result = harvester.run(
+            ingestor,
+            dry_run=dry_run,
+            on_item=item_done,
+            on_gathered=gathered,
+            deadline=time.monotonic() + settings.deadline_seconds,
+        )
+        withdrawn = 0
+        if not dry_run and result.error is None:
+            withdrawn = withdraw_missing(session, source, job, result.seen_ids, settings)
+            source.state = {**(source.state or {}), "last_success_started_at": now.isoformat()}
         job.counts = {**result.counts, "errors_by_type": result.errors_by_type}
+        job.counts[ItemOutcome.WITHDRAWN.value] = withdrawn
         if dry_run:
             job.counts["items"] = [
                 {"remote_id": i.remote_id, "outcome": i.outcome.value, "error": i.error}
                 for i in result.items
             ]
+        job.gather_seconds = result.gather_seconds
         job.error = result.error
         job.status = JobStatus.FAILED if result.error else JobStatus.DONE
     except Exception as exc:  # the job must end, whatever happened
@@ -148,10 +197,98 @@ def run_source(
         job.status = JobStatus.FAILED
         job.error = f"{type(exc).__name__}: {exc}"
     finally:
+        heartbeat.stop()
         shutil.rmtree(staging, ignore_errors=True)
     job.finished_at = utcnow()
     session.commit()
     return job
+
+
+def withdraw_missing(
+    session: Session,
+    source: HarvestSource,
+    job: HarvestJob,
+    seen_ids: list[str],
+    settings: RunSettings,
+) -> int:
+    """Withdraw published datasets missing from ``source`` for longer than the grace period.
+
+    Deletions and datasets made private at the source must not stay published here for ever
+    (the failure ckanext-harvest never fixed); a grace period rides out a source's bad day.
+
+    :returns: the number of datasets withdrawn.
+    """
+    now = utcnow()
+    seen = set(seen_ids)
+    cutoff = now - settings.withdraw_grace
+    withdrawn = 0
+    datasets = session.scalars(select(Dataset).where(Dataset.source_id == source.id))
+    for dataset in datasets:
+        if dataset.remote_id in seen:
+            dataset.last_seen_at = now
+            continue
+        last_seen = _aware(dataset.last_seen_at or dataset.created_at)
+        if dataset.state is DatasetState.PUBLISHED and last_seen < cutoff:
+            dataset.state = DatasetState.WITHDRAWN
+            session.add(
+                HarvestItem(
+                    job_id=job.id,
+                    remote_id=dataset.remote_id or dataset.name,
+                    dataset_id=dataset.id,
+                    outcome=ItemOutcome.WITHDRAWN,
+                    error_type="missing-at-source",
+                    error=f"not at the source since {last_seen:%Y-%m-%d %H:%M} UTC",
+                )
+            )
+            withdrawn += 1
+    session.flush()
+    return withdrawn
+
+
+def _options(source: HarvestSource) -> dict[str, Any]:
+    """The harvester's options: the source's config plus what the portal knows at run time."""
+    state = source.state or {}
+    return {
+        **(source.config or {}),
+        "since": state.get("last_success_started_at"),
+        "etag": state.get("etag"),
+        "last_modified": state.get("last_modified"),
+    }
+
+
+def _aware(value: datetime) -> datetime:
+    """SQLite returns naive datetimes; they are UTC."""
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+class _Heartbeat:
+    """Stamps ``heartbeat_at`` from a thread on its own connection while the job runs."""
+
+    def __init__(self, bind: Any, job_id: int, interval: float) -> None:
+        self.engine = bind.engine if hasattr(bind, "engine") else bind
+        self.job_id = job_id
+        self.interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name=f"heartbeat-{job_id}", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _beat(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                with self.engine.begin() as conn:
+                    conn.execute(
+                        update(HarvestJob)
+                        .where(HarvestJob.id == self.job_id, HarvestJob.status == JobStatus.RUNNING)
+                        .values(heartbeat_at=utcnow())
+                    )
+            except Exception:  # noqa: S112 - a missed beat is retried; the reaper is lenient
+                continue
 
 
 def failed_count(job: HarvestJob) -> int:
@@ -160,3 +297,22 @@ def failed_count(job: HarvestJob) -> int:
 
 def _clip(text: str | None, limit: int = 4000) -> str | None:
     return text if text is None or len(text) <= limit else text[:limit] + "…"
+
+
+def settings_from_config(config: Any) -> RunSettings:
+    """Build :class:`RunSettings` from the app's configuration mapping.
+
+    :param config: ``app.config`` (or any mapping with the same keys).
+    """
+    schemas = Path(config["SCHEMAS_PATH"])
+    hosts = tuple(
+        h.strip() for h in str(config.get("HARVEST_ALLOW_HOSTS") or "").split(",") if h.strip()
+    )
+    return RunSettings(
+        schemas_dir=schemas,
+        reference_dir=schemas / "reference",
+        max_file_size=int(config["MAX_FILE_SIZE"]),
+        allow_hosts=hosts,
+        deadline_seconds=float(config.get("HARVEST_JOB_DEADLINE", 3600)),
+        withdraw_grace=timedelta(days=float(config.get("HARVEST_WITHDRAW_GRACE_DAYS", 7))),
+    )

@@ -26,6 +26,7 @@ from portal.models import (
     Resource,
     Tag,
     VersionStatus,
+    utcnow,
 )
 from portal.services.access import Actor
 from portal.services.publishing import latest_version, publish_version, store_version
@@ -107,6 +108,8 @@ class Ingestor:
             )
             self.session.add(dataset)
         changed = self._apply_metadata(dataset, item.metadata)
+        dataset.last_seen_at = utcnow()
+        self._remember_validators(item)
         self.session.flush()
         record = HarvestItem(
             job_id=self.job.id,
@@ -143,6 +146,12 @@ class Ingestor:
         )
         self.session.flush()
         return result
+
+    def _remember_validators(self, item: HarvestedItem) -> None:
+        """Keep the source's ETag / Last-Modified so the next run can ask "changed since?"."""
+        validators = {k: item.raw[k] for k in ("etag", "last_modified") if item.raw.get(k)}
+        if validators:
+            self.source.state = {**(self.source.state or {}), **validators}
 
     def _ingest_file(
         self, dataset: Dataset, staged: StagedFile, position: int, item_id: int, dry_run: bool

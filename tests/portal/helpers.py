@@ -9,10 +9,9 @@ from typing import Any
 from flask import Flask
 
 from portal import db
-from portal.models import HarvestJob
-from portal.services.harvest import create_source, run_source
+from portal.harvesting import JobSummary, run_one
+from portal.services.harvest import create_source
 from portal.services.organizations import ensure_organization
-from portal.storage import get_storage
 
 PRICE_SCHEMA = {
     "fields": [
@@ -48,27 +47,9 @@ def add_folder_source(app: Flask, folder: Path, *, trusted: bool = True, name: s
         return source.name
 
 
-def harvest(app: Flask, source_name: str, *, dry_run: bool = False) -> HarvestJob:
-    from portal.services.harvest import get_source
-
-    with app.app_context():
-        session = db.new_session()
-        try:
-            source = get_source(session, source_name)
-            schemas = Path(app.config["SCHEMAS_PATH"])
-            job = run_source(
-                session,
-                get_storage(),
-                source,
-                schemas_dir=schemas,
-                reference_dir=schemas / "reference",
-                max_file_size=app.config["MAX_FILE_SIZE"],
-                dry_run=dry_run,
-            )
-            _ = job.source.name, job.counts
-            return job
-        finally:
-            session.close()
+def harvest(app: Flask, source_name: str, *, dry_run: bool = False) -> JobSummary:
+    """Run one source to the end in this thread, the way `onedata harvest run` does."""
+    return run_one(app, source_name, dry_run=dry_run)
 
 
 def fetch(client: Any, url: str) -> tuple[int, bytes]:

@@ -1,0 +1,119 @@
+"""Running harvests from the app: sessions per source, concurrency, summaries, the RQ queue.
+
+The rules live in ``portal.services.harvest``; this module supplies what they need from the
+application (configuration, storage, a session per thread) and turns jobs into summaries.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from flask import Flask
+
+from portal import db
+from portal.models import HarvestJob, JobStatus
+from portal.services.harvest import get_source, run_source, settings_from_config
+from portal.services.harvest_schedule import reap_stale_jobs, run_concurrently
+from portal.storage import get_storage
+
+
+@dataclass
+class JobSummary:
+    """What an operator needs to know about one finished job (no ORM objects)."""
+
+    source: str
+    job_id: int
+    status: JobStatus
+    dry_run: bool
+    counts: dict[str, Any]
+    error: str | None
+    failures: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def failed(self) -> bool:
+        return self.status is JobStatus.FAILED
+
+
+#: ``(source name, event, value)``: event is "total" (items to do) or "item" (items done).
+Progress = Callable[[str, str, int], None]
+
+
+def summarize(job: HarvestJob) -> JobSummary:
+    failures = [
+        (item.remote_id, item.error or item.error_type or "")
+        for item in job.items
+        if item.outcome.value in ("failed", "withdrawn")
+    ]
+    return JobSummary(
+        job.source.name, job.id, job.status, job.dry_run, dict(job.counts), job.error, failures
+    )
+
+
+def reap(app: Flask) -> int:
+    """Fail the jobs of dead workers; returns how many."""
+    timeout = timedelta(seconds=int(app.config["HARVEST_HEARTBEAT_TIMEOUT"]))
+    with app.app_context(), db.transaction() as session:
+        return len(reap_stale_jobs(session, timeout))
+
+
+def run_one(
+    app: Flask, name: str, *, dry_run: bool = False, progress: Progress | None = None
+) -> JobSummary:
+    """Harvest the source called ``name`` in this thread, with its own session.
+
+    :raises portal.errors.NotFound: when there is no such source.
+    """
+    with app.app_context():
+        session = db.new_session()
+        try:
+            source = get_source(session, name)
+            job = run_source(
+                session,
+                get_storage(),
+                source,
+                settings_from_config(app.config),
+                dry_run=dry_run,
+                on_gathered=(lambda n: progress(name, "total", n)) if progress else None,
+                on_item=(lambda _r, i: progress(name, "item", i + 1)) if progress else None,
+            )
+            return summarize(job)
+        finally:
+            session.close()
+
+
+def run_many(
+    app: Flask, names: list[str], *, dry_run: bool = False, progress: Progress | None = None
+) -> list[JobSummary]:
+    """Harvest several sources, ``ONEDATA_HARVEST_CONCURRENCY`` at a time."""
+    reap(app)
+    return run_concurrently(
+        names,
+        lambda name: run_one(app, name, dry_run=dry_run, progress=progress),
+        int(app.config["HARVEST_CONCURRENCY"]),
+    )
+
+
+def enqueue(app: Flask, names: list[str], *, dry_run: bool = False) -> list[str]:
+    """Queue one RQ job per source on ``ONEDATA_REDIS_URL``; returns the RQ job ids."""
+    from redis import Redis
+    from rq import Queue
+
+    queue = Queue(app.config["HARVEST_QUEUE"], connection=Redis.from_url(app.config["REDIS_URL"]))
+    deadline = int(app.config["HARVEST_JOB_DEADLINE"]) + 600
+    return [
+        queue.enqueue(run_source_task, name, dry_run, job_timeout=deadline, description=name).id
+        for name in names
+    ]
+
+
+def run_source_task(name: str, dry_run: bool = False) -> dict[str, Any]:
+    """The RQ job: build the app from ``ONEDATA_*`` and harvest one source."""
+    from portal import create_app
+
+    app = create_app()
+    reap(app)
+    summary = run_one(app, name, dry_run=dry_run)
+    return {"source": summary.source, "job_id": summary.job_id, "status": summary.status.value}
