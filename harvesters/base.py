@@ -8,6 +8,7 @@ service checks, stores and publishes it).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import time
 import traceback
@@ -62,10 +63,19 @@ class StagedFile:
     path: Path
     #: File name as published by the source.
     filename: str
-    #: Lower-case format: csv, xlsx, json.
+    #: Lower-case format of the original: csv, xlsx, json.
     format: str
+    #: Hash and size of the original bytes: what "download original" serves.
     sha256: str
     size: int
+    #: The table to check and load when it differs from the original: a UTF-8, comma-separated
+    #: CSV made from a file in another encoding, delimiter or format (JSON records).
+    table: Path | None = None
+
+    @property
+    def table_path(self) -> Path:
+        """The file the checks and the rows file read."""
+        return self.table or self.path
 
 
 @dataclass
@@ -235,6 +245,13 @@ class Harvester(ABC):
                 digest.update(chunk)
                 out.write(chunk)
         return StagedFile(remote_id, title, target, filename, fmt, digest.hexdigest(), size)
+
+
+def attach_table(staged: StagedFile, table: Path) -> StagedFile:
+    """Return ``staged`` with ``table`` (moved next to it) as its normalised table."""
+    target = staged.path.with_name(staged.path.name + ".table.csv")
+    table.replace(target)
+    return dataclasses.replace(staged, table=target)
 
 
 def _safe(filename: str) -> str:

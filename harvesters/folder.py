@@ -12,7 +12,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from harvesters.base import HarvestedItem, Harvester
+from harvesters.base import HarvestedItem, Harvester, attach_table
+from harvesters.encoding import normalise_csv
 from harvesters.errors import InvalidItem, SourceUnavailable
 
 FORMATS = {".csv": "csv", ".xlsx": "xlsx"}
@@ -45,15 +46,24 @@ class FolderHarvester(Harvester):
         data = self._data_file(remote_id)
         metadata = self._sidecar(remote_id)
         metadata.setdefault("title", remote_id.replace("-", " ").replace("_", " ").title())
+        fmt = FORMATS[data.suffix.lower()]
         with data.open("rb") as stream:
             staged = self.stage_stream(
                 stream,
                 remote_id=data.name,
                 title=str(metadata.get("resource_title") or metadata["title"]),
                 filename=data.name,
-                fmt=FORMATS[data.suffix.lower()],
+                fmt=fmt,
             )
-        return HarvestedItem(remote_id, metadata, [staged], raw={"sidecar": metadata})
+        raw: dict[str, Any] = {"sidecar": metadata}
+        if fmt == "csv":
+            normalised = staged.path.with_name(staged.path.name + ".utf8")
+            detected = normalise_csv(staged.path, normalised)
+            raw.update(detected)
+            if normalised.exists() and detected.get("rewritten"):
+                staged = attach_table(staged, normalised)
+            normalised.unlink(missing_ok=True)
+        return HarvestedItem(remote_id, metadata, [staged], raw=raw)
 
     def _data_file(self, remote_id: str) -> Path:
         for suffix in FORMATS:

@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from harvesters.base import HarvestedItem, Harvester, SourceConfig
+from harvesters.base import HarvestedItem, Harvester, SourceConfig, attach_table
 from harvesters.encoding import normalise_csv
 from harvesters.errors import InvalidItem
 from harvesters.http import (
@@ -125,17 +125,18 @@ class UrlHarvester(Harvester):
             if result.not_modified or result.path is None:
                 raise NotModified(f"{self.source.url} has not changed since the last harvest")
             fmt = self._format(result, result.path)
-            staged_path, detected = self._prepare(result.path, fmt)
             name = Path(unquote(urlsplit(self.source.url).path)).stem or remote_id
-            filename = f"{name}.{'xlsx' if fmt == 'xlsx' else 'csv'}"
-            with staged_path.open("rb") as stream:
+            with result.path.open("rb") as stream:  # the original, byte for byte
                 staged = self.stage_stream(
                     stream,
                     remote_id=remote_id,
                     title=str(metadata.get("resource_title") or metadata["title"]),
-                    filename=filename,
-                    fmt="xlsx" if fmt == "xlsx" else "csv",
+                    filename=f"{name}.{fmt}",
+                    fmt=fmt,
                 )
+            table, detected = self._prepare(result.path, fmt)
+            if table != result.path and (fmt == "json" or detected.get("rewritten")):
+                staged = attach_table(staged, table)
         raw = {
             "url": self.source.url,
             "final_url": result.url,

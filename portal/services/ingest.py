@@ -5,6 +5,7 @@ This is the processor the harvester template calls for each item (``harvesters.b
 
 from __future__ import annotations
 
+import csv
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,8 +14,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from harvesters.base import HarvestedItem, ItemOutcome, ItemResult, StagedFile
+from harvesters.base import HarvestedItem, ItemOutcome, ItemResult, StagedFile, attach_table
 from harvesters.checks import CheckReport, check_table, load_schema
+from harvesters.numbers import normalise_numbers
 from portal.models import (
     AccessLevel,
     Dataset,
@@ -176,7 +178,8 @@ class Ingestor:
             if last is not None and last.sha256 == staged.sha256:
                 return None
         schema = load_schema(dataset.schema_name, self.schemas_dir) if dataset.schema_name else None
-        report = check_table(staged.path, schema, reference_dir=self.reference_dir)
+        staged = _with_canonical_numbers(staged, schema)
+        report = check_table(staged.table_path, schema, reference_dir=self.reference_dir)
         if dry_run:
             return report
         if not report.valid:
@@ -236,6 +239,18 @@ class Ingestor:
             n += 1
             name = f"{base}-{n}"
         return name
+
+
+def _with_canonical_numbers(staged: StagedFile, schema: dict[str, Any] | None) -> StagedFile:
+    """Rewrite Indonesian-style numbers (``1.234.567``, ``12,5``) in numeric CSV columns."""
+    if schema is None or (staged.format != "csv" and staged.table is None):
+        return staged  # XLSX cells carry their own numeric types
+    converted = staged.path.with_name(staged.path.name + ".numbers.csv")
+    try:
+        columns = normalise_numbers(staged.table_path, converted, schema)
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return staged  # the checks will report what is wrong with the file
+    return attach_table(staged, converted) if columns else staged
 
 
 def _snapshot(dataset: Dataset) -> tuple[Any, ...]:

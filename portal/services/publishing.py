@@ -64,7 +64,7 @@ def store_version(
     if status is not VersionStatus.QUARANTINED:
         key = rows_key(staged.sha256, report.schema)
         if not storage.exists(key):
-            row_count = build_rows_file(staged.path, report.schema, storage.path(key))
+            row_count = build_rows_file(staged.table_path, report.schema, storage.path(key))
     number = (
         session.scalar(select(func.max(Version.number)).where(Version.resource_id == resource.id))
         or 0

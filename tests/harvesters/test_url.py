@@ -89,12 +89,14 @@ def test_csv_is_normalised_and_described(server: LocalServer, harvest: Run):
     assert item.remote_id == "penduduk-2024" and item.metadata["title"] == "Penduduk 2024"
     [staged] = item.files
     assert staged.format == "csv" and staged.filename == "Penduduk 2024.csv"
-    assert read_csv(staged.path) == ROWS
-    assert staged.sha256 == hashlib.sha256(staged.path.read_bytes()).hexdigest()
-    assert item.raw["original_sha256"] == hashlib.sha256(original).hexdigest()
+    assert read_csv(staged.table_path) == ROWS  # what the checks and the rows file read
+    assert staged.path.read_bytes() == original  # what "download original" serves
+    assert staged.sha256 == hashlib.sha256(original).hexdigest() == item.raw["original_sha256"]
     assert item.raw["encoding"] == "windows-1252" and item.raw["delimiter"] == ";"
     assert item.raw["etag"] and item.raw["last_modified"]
-    assert [p.name for p in staged.path.parent.iterdir()] == [staged.path.name]  # no leftovers
+    assert sorted(p.name for p in staged.path.parent.iterdir()) == sorted(
+        [staged.path.name, staged.table_path.name]
+    )  # no leftovers
 
 
 def test_clean_csv_keeps_the_original_hash(server: LocalServer, harvest: Run):
@@ -127,9 +129,10 @@ def test_json_records_become_a_csv(server: LocalServer, harvest: Run):
     (server.root / "data.json").write_text(json.dumps(records))
     item = only_item(*harvest("/data.json"))
     [staged] = item.files
-    assert staged.format == "csv" and staged.filename == "data.csv"
+    assert staged.format == "json" and staged.filename == "data.json"
+    assert json.loads(staged.path.read_text()) == records
     assert item.raw["records"] == 2 and item.raw["format"] == "json"
-    assert read_csv(staged.path) == [
+    assert read_csv(staged.table_path) == [
         ["kecamatan", "jumlah", "aktif", "lokasi"],
         ["Pontianak Kota", "123", "true", ""],
         ["Pontianak Timur", "", "", '{"lat": -0.03}'],
@@ -142,14 +145,15 @@ def test_json_records_path(server: LocalServer, harvest: Run):
         200, json.dumps(payload).encode(), Content_Type="application/json; charset=utf-8"
     )
     item = only_item(*harvest("/api/export", records_path="data.rows"))
-    assert read_csv(item.files[0].path) == [["a"], ["1"], ["2"]]
+    assert read_csv(item.files[0].table_path) == [["a"], ["1"], ["2"]]
     assert item.remote_id == "export"
 
 
 def test_format_from_content_type_and_content(server: LocalServer, harvest: Run):
     server.routes["/unduh"] = respond(200, b"a;b\n1;2\n", Content_Type="text/csv")
     item = only_item(*harvest("/unduh"))
-    assert item.raw["format"] == "csv" and read_csv(item.files[0].path) == [["a", "b"], ["1", "2"]]
+    assert item.raw["format"] == "csv"
+    assert read_csv(item.files[0].table_path) == [["a", "b"], ["1", "2"]]
     xlsx = write_xlsx(server.root / "x.bin")
     server.routes["/file"] = respond(200, xlsx, Content_Type="application/octet-stream")
     assert only_item(*harvest("/file")).files[0].format == "xlsx"

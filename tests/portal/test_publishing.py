@@ -147,3 +147,24 @@ def test_bad_sidecar_fails_one_item_not_the_run(app_factory, tmp_path):
     assert job.status is JobStatus.DONE
     assert job.counts["added"] == 1 and job.counts["failed"] == 1
     assert job.counts["errors_by_type"] == {"invalid-item": 1}
+
+
+def test_windows_1252_semicolons_and_indonesian_numbers(app_factory, tmp_path):
+    """An OPD spreadsheet export: cp1252, `;`, `1.234.567` and `12,5` — read right, kept whole."""
+    app = _app(app_factory, tmp_path)
+    folder = tmp_path / "src"
+    write_dataset(folder, "harga-pasar", "")
+    original = "tanggal;komoditas;harga\n2024-01-02;Kopi Arabika (Aceh) – café;1.234.567\n"
+    original += "2024-01-02;Cabai;12,5\n"
+    (folder / "harga-pasar.csv").write_bytes(original.encode("cp1252"))
+    job = harvest(app, add_folder_source(app, folder))
+    assert job.counts["added"] == 1, job
+    client = app.test_client()
+    rid = client.get("/api/v1/datasets/harga-pasar").get_json()["result"]["resources"][0]["id"]
+    _, data = fetch(client, f"/dataset/harga-pasar/resource/{rid}/download")
+    assert data == original.encode("cp1252")
+    _, csv = fetch(client, f"/dataset/harga-pasar/resource/{rid}/download.csv")
+    assert csv.decode("utf-8").splitlines()[1:] == [
+        "2024-01-02,Kopi Arabika (Aceh) – café,1234567.0",
+        "2024-01-02,Cabai,12.5",
+    ]
