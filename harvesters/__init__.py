@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from harvesters.base import Harvester
+from harvesters.ckan import CkanHarvester
 from harvesters.folder import FolderHarvester
+from harvesters.jsonapi import JsonApiHarvester
 from harvesters.url import UrlHarvester
 
 #: Every harvester kind the portal knows, by name.
 REGISTRY: dict[str, type[Harvester]] = {
+    CkanHarvester.kind: CkanHarvester,
     FolderHarvester.kind: FolderHarvester,
+    JsonApiHarvester.kind: JsonApiHarvester,
     UrlHarvester.kind: UrlHarvester,
 }
 

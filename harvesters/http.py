@@ -37,6 +37,7 @@ one per harvest run, and close it.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import ipaddress
@@ -70,6 +71,7 @@ from urllib3.exceptions import (
 )
 from urllib3.util.connection import create_connection
 
+from harvesters.base import SourceConfig
 from harvesters.errors import FileTooLarge, InvalidItem, SourceUnavailable, Unchanged
 
 __all__ = [
@@ -248,6 +250,22 @@ def set_default_policy(policy: FetchPolicy) -> None:
     """
     global _default
     _default = policy
+
+
+def policy_for(source: SourceConfig, policy: FetchPolicy | None = None) -> FetchPolicy:
+    """The policy a harvester of ``source`` fetches with, capped to the source's file size.
+
+    :param source: its ``allow_hosts`` (the operator's setting, never producer options) widens
+        the default policy's allow-list when set.
+    :param policy: an explicit policy, which wins.
+    """
+    if policy is None:
+        policy = (
+            FetchPolicy(allow_hosts=parse_allow_hosts(source.allow_hosts))
+            if source.allow_hosts
+            else default_policy()
+        )
+    return dataclasses.replace(policy, max_bytes=min(policy.max_bytes, source.max_file_size))
 
 
 def default_policy() -> FetchPolicy:

@@ -34,7 +34,6 @@ does. The original's hash and size, what was detected and the response validator
 from __future__ import annotations
 
 import csv
-import dataclasses
 import json
 import re
 import tempfile
@@ -52,8 +51,7 @@ from harvesters.http import (
     GuardedFetcher,
     NotModified,
     check_xlsx,
-    default_policy,
-    parse_allow_hosts,
+    policy_for,
 )
 
 __all__ = ["NotModified", "UrlHarvester", "json_to_csv"]
@@ -80,15 +78,7 @@ class UrlHarvester(Harvester):
     ) -> None:
         """:param policy: the fetch policy; defaults to :func:`harvesters.http.default_policy`."""
         super().__init__(source, staging_dir=staging_dir)
-        if policy is None:
-            policy = (
-                FetchPolicy(allow_hosts=parse_allow_hosts(source.allow_hosts))
-                if source.allow_hosts
-                else default_policy()
-            )
-        self.policy = dataclasses.replace(
-            policy, max_bytes=min(policy.max_bytes, source.max_file_size)
-        )
+        self.policy = policy_for(source, policy)
 
     def gather(self) -> Iterable[str]:
         """Yield the one remote id of the source: its file name's stem, slugified.

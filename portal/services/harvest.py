@@ -253,6 +253,7 @@ def _options(source: HarvestSource) -> dict[str, Any]:
         "since": state.get("last_success_started_at"),
         "etag": state.get("etag"),
         "last_modified": state.get("last_modified"),
+        "previous": state.get("previous", {}),
     }
 
 

@@ -150,10 +150,19 @@ class Ingestor:
         return result
 
     def _remember_validators(self, item: HarvestedItem) -> None:
-        """Keep the source's ETag / Last-Modified so the next run can ask "changed since?"."""
+        """Keep what lets the next run skip unchanged downloads.
+
+        ETag / Last-Modified of a single-file source, and the per-item state a harvester hands
+        back (CKAN: ``metadata_modified`` and resource hashes), passed back as ``previous``.
+        """
+        state = dict(self.source.state or {})
         validators = {k: item.raw[k] for k in ("etag", "last_modified") if item.raw.get(k)}
-        if validators:
-            self.source.state = {**(self.source.state or {}), **validators}
+        state.update(validators)
+        item_state = getattr(item, "state", None)
+        if item_state:
+            state["previous"] = {**state.get("previous", {}), item.remote_id: item_state}
+        if validators or item_state:
+            self.source.state = state
 
     def _ingest_file(
         self, dataset: Dataset, staged: StagedFile, position: int, item_id: int, dry_run: bool

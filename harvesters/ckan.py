@@ -1,0 +1,716 @@
+"""The CKAN harvester: the datasets of a CKAN site, through its Action API.
+
+**Listing** follows ckanext-harvest: ``package_search?q=*:*&sort=id asc&rows=1000&start=…&fq=…``,
+``start`` advancing (by the results received) until a page comes back empty, a page identical
+to the one before it is an error (the server ignores ``start``), and an id seen twice is kept
+once, its newest copy. ``fq`` holds the
+organization and group filters and, when the portal passes ``since``, ``metadata_modified:[<since
+− 1 h>Z TO *]``. The search results are full package dicts and become the items' ``raw``. When
+CKAN answers ``package_search`` with an error (its search index is down: Solr unreachable),
+the harvester lists ``package_list`` (``limit``/``offset``) and calls ``package_show`` per name.
+
+**Transport.** Actions go through ``ckanapi.RemoteCKAN`` (request building, envelope decoding,
+HTTP 200 with ``success: false`` raised as an error), whose transport is replaced by
+:meth:`harvesters.http.GuardedFetcher.get_json`: every request is address-checked, size-capped
+and timed out. An ``api_key`` is sent as ``Authorization`` to the API only, which must then
+answer without redirects; resource files are fetched by a second fetcher that never has it.
+
+**Withdrawals.** After :meth:`CkanHarvester.gather`, ``seen_ids`` holds every public dataset at
+the source that matches the filters (incremental runs list the ids in a second, ``fl=id``
+pass). Local datasets of the source missing from it were deleted or made private remotely.
+
+**Unchanged resources** are not downloaded: see :class:`CkanItem`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+import tempfile
+from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, ClassVar
+from urllib.parse import unquote, urljoin, urlsplit
+
+from ckanapi import RemoteCKAN
+from ckanapi.errors import CKANAPIError, NotAuthorized, NotFound, ServerIncompatibleError
+
+from harvesters.base import (
+    HarvestedItem,
+    Harvester,
+    HarvestResult,
+    Processor,
+    SourceConfig,
+    attach_table,
+)
+from harvesters.encoding import normalise_csv
+from harvesters.errors import HarvestError, InvalidItem, SkipItem, SourceUnavailable
+from harvesters.http import FetchFailed, FetchPolicy, GuardedFetcher, check_xlsx, policy_for
+from harvesters.url import json_to_csv
+
+__all__ = ["CkanActionError", "CkanConfig", "CkanHarvester", "CkanItem", "SourceConfigError"]
+
+#: Overlap of incremental searches, against clock skew and transactions committed late.
+OVERLAP = timedelta(hours=1)
+FORMATS = ("csv", "xlsx", "json")
+_FORMAT_ALIASES = {
+    "text/csv": "csv",
+    "application/csv": "csv",
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": "xlsx",
+    "application/json": "json",
+    "text/json": "json",
+}
+_NAME = re.compile(r"^[A-Za-z0-9_-]{1,100}$")  # CKAN names; anything else could rewrite the fq
+_LICENSES = {
+    "cc-by": "CC-BY-4.0",
+    "cc-by-sa": "CC-BY-SA-4.0",
+    "cc-zero": "CC0-1.0",
+    "cc-nc": "CC-BY-NC-4.0",
+    "odc-by": "ODC-By-1.0",
+    "odc-odbl": "ODbL-1.0",
+    "odc-pddl": "PDDL-1.0",
+    "uk-ogl": "OGL-UK-3.0",
+    "gfdl": "GFDL-1.3-or-later",
+}
+#: Extras (and top-level fields of ckanext-scheming sites), normalised to snake case → our key.
+#: In order of preference: the first one present wins, the others stay in ``ckan_extras``.
+EXTRA_KEYS = {
+    "cakupan_wilayah": "coverage",
+    "cakupan": "coverage",
+    "wilayah": "coverage",
+    "kode_wilayah": "coverage_code",
+    "periode_update_data": "frequency",
+    "frekuensi_pemutakhiran": "frequency",
+    "frekuensi": "frequency",
+    "frequency": "frequency",
+    "update_frequency": "frequency",
+    "cara_pengumpulan_data": "collection_method",
+    "metode_pengumpulan_data": "collection_method",
+    "tahun": "period",
+    "periode_data": "period",
+    "tahun_anggaran": "period",
+    "periode_pelaksanaan_pengumpulan_data": "period",
+    "satuan": "unit",
+    "ukuran": "measure",
+    "konsep": "concept",
+    "definisi": "definition",
+    "klasifikasi": "classification",
+    "topik": "topic",
+    "kontak": "contact",
+}
+_FREQUENCIES = (  # substring → our value; tested in this order ("3 bulan" before "bulan")
+    ("tidak_tentu", ("tidak tentu", "tidak menentu", "sewaktu", "insidental", "irregular")),
+    ("triwulanan", ("triwulan", "kuartal", "quarter", "3 bulan", "tiga bulan", "p3m")),
+    ("semesteran", ("semester", "6 bulan", "enam bulan", "semiannual", "biannual", "p6m")),
+    ("harian", ("harian", "hari", "daily", "p1d")),
+    ("mingguan", ("mingguan", "minggu", "pekan", "weekly", "p1w")),
+    ("bulanan", ("bulan", "monthly", "p1m")),
+    ("tahunan", ("tahun", "annual", "yearly", "p1y")),
+)
+_SKIPPED_TYPES = frozenset({"harvest"})  # ckanext-harvest stores its sources as packages
+
+
+class SourceConfigError(SourceUnavailable):
+    """The source's options are invalid."""
+
+    code = "bad-config"
+
+
+class CkanActionError(SourceUnavailable):
+    """CKAN answered an action with an error envelope, a bare error string or a non-CKAN body."""
+
+    code = "ckan-error"
+
+    def __init__(self, message: str, *, not_found: bool = False) -> None:
+        super().__init__(message)
+        self.not_found = not_found
+
+
+@dataclasses.dataclass(frozen=True)
+class CkanConfig:
+    """Options of a CKAN source (``source.options``); ckanext-harvest's names are accepted too."""
+
+    organizations: tuple[str, ...] = ()
+    """Harvest only datasets of these organizations (names). Empty: all."""
+    exclude_organizations: tuple[str, ...] = ()
+    """Never harvest datasets of these organizations."""
+    groups: tuple[str, ...] = ()
+    """Harvest only datasets in one of these groups (names). Empty: all."""
+    exclude_groups: tuple[str, ...] = ()
+    """Never harvest datasets in these groups."""
+    since: datetime | None = None
+    """Start of the last successful gather (UTC), set by the portal: only datasets modified
+    since one hour before it are fetched. ``None``: everything."""
+    force_all: bool = False
+    """Ignore ``since`` and ``previous``: list and download everything."""
+    page_size: int = 1000
+    """``rows`` of ``package_search`` and ``limit`` of ``package_list`` (CKAN caps rows at 1000)."""
+    max_pages: int = 10_000
+    """Give up after this many pages: a server that never returns an empty page."""
+    api_key: str | None = dataclasses.field(default=None, repr=False)
+    """CKAN API token, sent as ``Authorization`` to the API (never to file hosts, never logged)."""
+    formats: tuple[str, ...] = FORMATS
+    """Resource formats to download, among csv, xlsx and json; other resources are listed in
+    ``CkanItem.skipped_files``."""
+    previous: Mapping[str, Any] = dataclasses.field(default_factory=dict, repr=False)
+    """Set by the portal: remote dataset id → the ``CkanItem.state`` of its last harvest,
+    ``{"metadata_modified", "resources": {id: {"last_modified", "hash", "sha256", ...}}}``."""
+
+    _ALIASES: ClassVar[dict[str, str]] = {
+        "organizations_filter_include": "organizations",
+        "organizations_filter_exclude": "exclude_organizations",
+        "groups_filter_include": "groups",
+        "groups_filter_exclude": "exclude_groups",
+    }
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any]) -> CkanConfig:
+        """Read and check the options; unknown keys are ignored (the portal adds its own).
+
+        :param options: ``source.options``.
+        :raises SourceConfigError: when an option has the wrong type or value.
+        """
+        values = {cls._ALIASES.get(k, k): v for k, v in options.items() if v is not None}
+        kwargs: dict[str, Any] = {}
+        for name in ("organizations", "exclude_organizations", "groups", "exclude_groups"):
+            names = values.get(name, ())
+            if isinstance(names, str) or not all(
+                isinstance(n, str) and _NAME.match(n) for n in names
+            ):
+                raise SourceConfigError(f"option {name!r} must be a list of CKAN names")
+            kwargs[name] = tuple(names)
+        formats = values.get("formats", FORMATS)
+        formats = () if isinstance(formats, str) else tuple(str(f).lower() for f in formats)
+        if not formats or not set(formats) <= set(FORMATS):
+            raise SourceConfigError(f"option 'formats' may hold only {', '.join(FORMATS)}")
+        for name in ("page_size", "max_pages"):
+            number = values.get(name, getattr(cls, name))
+            if not isinstance(number, int) or isinstance(number, bool) or number < 1:
+                raise SourceConfigError(f"option {name!r} must be a positive integer")
+            kwargs[name] = number
+        if not isinstance(values.get("previous", {}), Mapping):
+            raise SourceConfigError("option 'previous' must be an object")
+        if not isinstance(values.get("force_all", False), bool):
+            raise SourceConfigError("option 'force_all' must be true or false")
+        if not isinstance(values.get("api_key", ""), str):
+            raise SourceConfigError("option 'api_key' must be a string")
+        return cls(
+            **kwargs,
+            formats=formats,
+            since=_parse_since(values.get("since")),
+            force_all=values.get("force_all", False),
+            api_key=values.get("api_key") or None,
+            previous=values.get("previous", {}),
+        )
+
+
+@dataclasses.dataclass
+class CkanItem(HarvestedItem):
+    """A CKAN dataset. Files not downloaded because unchanged are *absent* from ``files``.
+
+    The portal must therefore keep (not withdraw) the resources in ``unchanged_files``, store
+    ``state`` and pass it back as ``previous[remote_id]``; ``raw`` is the package dict.
+    """
+
+    #: Remote resource ids not downloaded (or downloaded, but identical): keep their versions.
+    unchanged_files: list[str] = dataclasses.field(default_factory=list)
+    #: Remote resource id → why it is not harvested (format, no URL, not a JSON table).
+    skipped_files: dict[str, str] = dataclasses.field(default_factory=dict)
+    #: Nothing changed: same ``metadata_modified`` as ``previous`` and no file staged.
+    unchanged: bool = False
+    #: What to pass back next time as ``previous[remote_id]``.
+    state: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+class _GuardedCKAN(RemoteCKAN):  # type: ignore[misc]  # ckanapi has no type hints
+    """``RemoteCKAN`` whose GET transport is the guarded fetcher; remembers the last answer."""
+
+    base_url = "api/3/action/"
+
+    def __init__(self, address: str, fetcher: GuardedFetcher) -> None:
+        super().__init__(
+            address, user_agent=fetcher.policy.user_agent, get_only=True, session=fetcher.session
+        )
+        self.fetcher = fetcher
+        self.last: tuple[int, Any] = (0, None)
+
+    def _request_fn_get(
+        self, url: str, data_dict: dict[str, Any] | None, headers: Any, requests_kwargs: Any
+    ) -> tuple[int, str]:
+        params = {
+            k: str(v).lower() if isinstance(v, bool) else v for k, v in (data_dict or {}).items()
+        }
+        try:
+            self.last = (200, self.fetcher.get_json(url, params=params))
+        except FetchFailed as exc:
+            if exc.status is None:  # no answer at all: not CKAN's error to decode
+                raise
+            self.last = (exc.status, exc.payload)
+        return self.last[0], json.dumps(self.last[1])
+
+
+class CkanHarvester(Harvester):
+    kind = "ckan"
+
+    def __init__(
+        self, source: SourceConfig, *, staging_dir: Path, policy: FetchPolicy | None = None
+    ) -> None:
+        """:param policy: the fetch policy; defaults to :func:`harvesters.http.default_policy`."""
+        super().__init__(source, staging_dir=staging_dir)
+        self.policy = policy_for(source, policy)
+        self.site = re.sub(r"(/api(/3)?(/action)?)?/*$", "", source.url.strip())
+        #: Every public remote dataset id matching the filters, filled by :meth:`gather`.
+        self.seen_ids: set[str] = set()
+        #: Why ``package_search`` was not used (``None`` when it was).
+        self.fallback_reason: str | None = None
+        self._config: CkanConfig | None = None
+        self._packages: dict[str, dict[str, Any]] = {}
+        self._api: _GuardedCKAN | None = None
+        self._files: GuardedFetcher | None = None
+
+    @property
+    def config(self) -> CkanConfig:
+        """The parsed options. :raises SourceConfigError: when they are invalid."""
+        if self._config is None:
+            self._config = CkanConfig.from_options(self.source.options)
+        return self._config
+
+    def run(self, process: Processor, **kwargs: Any) -> HarvestResult:
+        """:meth:`Harvester.run`, closing the connections at the end.
+
+        :param process: the processor; ``kwargs`` (``dry_run``, ``max_items``, ``on_item``) are
+            passed on.
+        """
+        try:
+            return super().run(process, **kwargs)
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Close both fetchers (idempotent)."""
+        if self._api is not None:
+            self._api.fetcher.close()
+        if self._files is not None:
+            self._files.close()
+        self._api, self._files = None, None
+
+    def gather(self) -> list[str]:
+        """List the ids of the public datasets to harvest, modified since ``since`` if set.
+
+        :raises SourceConfigError: when the options are invalid.
+        :raises CkanActionError: when both ``package_search`` and the fallback fail.
+        :raises SourceUnavailable: when the source is unreachable, or pages repeat.
+        """
+        self.seen_ids, self._packages, self.fallback_reason = set(), {}, None
+        try:
+            self._packages = self._gather_search()
+        except CkanActionError as exc:
+            self.fallback_reason = str(exc)
+            try:
+                self._packages = self._gather_listing()
+            except CkanActionError as again:
+                raise CkanActionError(
+                    f"{exc}; fallback to package_list failed too: {again}",
+                    not_found=again.not_found,
+                ) from again
+        self.seen_ids |= set(self._packages)
+        return list(self._packages)
+
+    def fetch(self, remote_id: str) -> CkanItem:
+        """Map the package's metadata and stage its CSV/XLSX/JSON resources that changed.
+
+        A dataset harvested before is returned even when none of its resources is left, so
+        that the portal can withdraw the resources missing from ``item.state["resources"]``.
+
+        :raises SkipItem: when the dataset is private, or was never harvested and has no
+            resource to harvest.
+        :raises InvalidItem: when the dataset is gone or a resource cannot be staged.
+        :raises SourceUnavailable: when a download fails or is refused by the fetch policy.
+        """
+        package = self._packages.get(remote_id)
+        if package is None:
+            try:
+                package = self._show(remote_id)
+            except CkanActionError as exc:
+                if exc.not_found:
+                    raise InvalidItem(f"dataset {remote_id} is no longer at the source") from exc
+                raise
+        if not _harvestable(package):
+            raise SkipItem(f"dataset {remote_id} is private, deleted or not a dataset")
+        config = self.config
+        before = {} if config.force_all else dict(config.previous.get(remote_id) or {})
+        item = CkanItem(remote_id, map_metadata(package, self.site), [], raw=package)
+        item.state = {"metadata_modified": package.get("metadata_modified"), "resources": {}}
+        errors: list[HarvestError] = []
+        for resource in package.get("resources") or []:
+            try:
+                if isinstance(resource, dict):
+                    self._resource(item, resource, dict(before.get("resources") or {}))
+            except HarvestError as exc:
+                errors.append(exc)
+        if len(errors) == 1:
+            raise errors[0]
+        if errors:
+            raise InvalidItem("; ".join(str(e) for e in errors))
+        if not item.files and not item.unchanged_files and not before.get("resources"):
+            found = ", ".join(sorted(set(item.skipped_files.values()))) or "no resources"
+            raise SkipItem(f"no {'/'.join(config.formats).upper()} resource to harvest ({found})")
+        item.unchanged = (
+            not item.files
+            and bool(before)
+            and (before.get("metadata_modified") == package.get("metadata_modified"))
+        )
+        return item
+
+    # -- listing --------------------------------------------------------------------------------
+
+    def _gather_search(self) -> dict[str, dict[str, Any]]:
+        config, filters = self.config, self._filter_terms()
+        incremental = config.since is not None and not config.force_all
+        terms = list(filters)
+        if incremental and config.since is not None:
+            cutoff = (config.since - OVERLAP).strftime("%Y-%m-%dT%H:%M:%S")
+            terms.append(f"metadata_modified:[{cutoff}Z TO *]")
+        found: dict[str, dict[str, Any]] = {}
+        for package in self._search(terms):
+            if _harvestable(package) and _newer(package, found.get(package["id"])):
+                found[package["id"]] = package
+        if incremental:  # the datasets not modified lately exist too: list their ids
+            self.seen_ids = {package["id"] for package in self._search(filters, fl="id")}
+        return found
+
+    def _search(self, terms: list[str], fl: str | None = None) -> Iterator[dict[str, Any]]:
+        params = {
+            "q": "*:*",
+            "fq": " ".join(terms) or None,
+            "sort": "id asc",
+            "rows": self.config.page_size,
+            "fl": fl,
+        }
+        for page in self._pages("package_search", params, "start"):
+            yield from page
+
+    def _gather_listing(self) -> dict[str, dict[str, Any]]:
+        config = self.config
+        cutoff = None if config.since is None or config.force_all else config.since - OVERLAP
+        found: dict[str, dict[str, Any]] = {}
+        names = dict.fromkeys(n for page in self._pages("package_list", {}, "offset") for n in page)
+        for name in names:
+            try:
+                package = self._show(str(name))
+            except CkanActionError as exc:
+                if exc.not_found:  # deleted or made private since the listing
+                    continue
+                raise
+            if not _harvestable(package) or not self._matches_filters(package):
+                continue
+            self.seen_ids.add(package["id"])
+            modified = _utc(package.get("metadata_modified"))
+            if cutoff is None or modified is None or modified >= cutoff:
+                found[package["id"]] = package
+        return found
+
+    def _pages(self, action: str, params: dict[str, Any], offset: str) -> Iterator[list[Any]]:
+        """Pages of ``action`` until an empty one; ``start`` advances by the page's length.
+
+        Advancing by what came back rather than by ``rows`` is the same when the server honours
+        ``rows``, and skips nothing when it caps them (``ckan.search.rows_max``).
+        """
+        size, start, last = self.config.page_size, 0, None
+        limit = {"limit": size} if action == "package_list" else {}
+        for _ in range(self.config.max_pages):
+            result = self._action(action, **params, **limit, **{offset: start})
+            page = result.get("results") if isinstance(result, dict) else result
+            if not isinstance(page, list) or not all(
+                isinstance(p, str)
+                if action == "package_list"
+                else isinstance(p, dict) and isinstance(p.get("id"), str)
+                for p in page
+            ):
+                raise CkanActionError(
+                    f"CKAN {action} answered an unexpected result at {offset}={start}"
+                )
+            if not page:
+                return
+            keys = [p if isinstance(p, str) else p["id"] for p in page]
+            if keys == last:
+                raise SourceUnavailable(
+                    f"CKAN returned the same page twice ({action} at "
+                    f"{offset}={start}); it ignores {offset!r}"
+                )
+            last = keys
+            yield page
+            if limit and len(page) > size:  # package_list ignoring limit: that was all of it
+                return
+            start += len(page)
+        raise SourceUnavailable(
+            f"CKAN {action} still had results after {self.config.max_pages}"
+            " pages; raise the option 'max_pages'"
+        )
+
+    def _filter_terms(self) -> list[str]:
+        config, terms = self.config, []
+        for field, include, exclude in (
+            ("organization", config.organizations, config.exclude_organizations),
+            ("groups", config.groups, config.exclude_groups),
+        ):
+            if include:
+                terms.append("(" + " OR ".join(f"{field}:{name}" for name in include) + ")")
+            terms += [f"-{field}:{name}" for name in exclude]
+        return terms
+
+    def _matches_filters(self, package: dict[str, Any]) -> bool:
+        config = self.config
+        org = (package.get("organization") or {}).get("name")
+        groups = {g.get("name") for g in package.get("groups") or [] if isinstance(g, dict)}
+        return (
+            (not config.organizations or org in config.organizations)
+            and org not in config.exclude_organizations
+            and (not config.groups or bool(groups & set(config.groups)))
+            and not groups & set(config.exclude_groups)
+        )
+
+    # -- actions and files ----------------------------------------------------------------------
+
+    def _action(self, name: str, **params: Any) -> Any:
+        if self._api is None:
+            policy = self.policy
+            if self.config.api_key:  # the key must not follow a redirect to another host
+                policy = dataclasses.replace(policy, max_redirects=0)
+            fetcher = GuardedFetcher(policy)
+            if self.config.api_key:
+                fetcher.session.headers["Authorization"] = self.config.api_key
+            self._api = _GuardedCKAN(self.site, fetcher)
+        api = self._api
+        try:
+            return api.call_action(name, {k: v for k, v in params.items() if v is not None})
+        except (CKANAPIError, ServerIncompatibleError, KeyError) as exc:
+            status, payload = api.last
+            raise CkanActionError(
+                f"CKAN {name} failed: {_describe(status, payload)}",
+                not_found=isinstance(exc, NotFound | NotAuthorized),
+            ) from None
+
+    def _show(self, name: str) -> dict[str, Any]:
+        package = self._action("package_show", id=name)
+        if not isinstance(package, dict) or not isinstance(package.get("id"), str):
+            raise CkanActionError(f"CKAN package_show {name}: the result is not a dataset")
+        return package
+
+    def _resource(self, item: CkanItem, resource: dict[str, Any], before: dict[str, Any]) -> None:
+        rid, fmt = str(resource.get("id") or ""), resource_format(resource)
+        if not rid or resource.get("state", "active") != "active":
+            return
+        if fmt not in self.config.formats:
+            item.skipped_files[rid] = f"format {resource.get('format') or 'unknown'}"
+            return
+        url = urljoin(self.site + "/", str(resource.get("url") or "").strip())
+        if not urlsplit(url).path.strip("/"):
+            item.skipped_files[rid] = "no URL"
+            return
+        old = dict(before.get(rid) or {}) if before.get(rid, {}).get("url", url) == url else {}
+        state = {
+            "url": url,
+            "last_modified": resource.get("last_modified"),
+            "hash": resource.get("hash") or "",
+            "sha256": old.get("sha256"),
+            "etag": old.get("etag"),
+            "http_last_modified": old.get("http_last_modified"),
+        }
+        item.state["resources"][rid] = state
+        if _same_file(state, old):
+            item.unchanged_files.append(rid)
+            return
+        if self._files is None:
+            self._files = GuardedFetcher(self.policy)
+        self.staging_dir.mkdir(parents=True, exist_ok=True)
+        title = str(resource.get("name") or item.metadata.get("title") or rid)
+        with tempfile.TemporaryDirectory(dir=self.staging_dir, prefix="ckan-") as work:
+            got = self._files.fetch_to_file(
+                url, Path(work), etag=state["etag"], last_modified=state["http_last_modified"]
+            )
+            if not got.not_modified:
+                state.update(etag=got.etag, http_last_modified=got.last_modified)
+            if got.not_modified or got.path is None or got.sha256 == old.get("sha256"):
+                item.unchanged_files.append(rid)
+                return
+            state["sha256"] = got.sha256
+            table, detected = Path(work) / "table.csv", dict[str, Any]()
+            try:
+                if fmt == "xlsx":
+                    check_xlsx(got.path, max_ratio=self.policy.max_ratio)
+                elif fmt == "json":
+                    json_to_csv(got.path, table)
+                else:
+                    detected = normalise_csv(got.path, table)
+            except InvalidItem as exc:
+                if fmt != "json":
+                    raise InvalidItem(f"resource {title!r}: {exc}") from exc
+                item.skipped_files[rid] = f"JSON that is not a table ({exc})"
+                del item.state["resources"][rid]
+                return
+            stem = Path(unquote(urlsplit(got.url).path)).stem or rid
+            with got.path.open("rb") as stream:  # the original, byte for byte
+                staged = self.stage_stream(
+                    stream, remote_id=rid, title=title, filename=f"{stem}.{fmt}", fmt=fmt
+                )
+            if fmt == "json" or detected.get("rewritten"):
+                staged = attach_table(staged, table)
+            item.files.append(staged)
+
+
+# -- mapping ------------------------------------------------------------------------------------
+
+
+def map_metadata(package: Mapping[str, Any], site: str) -> dict[str, Any]:
+    """Map a CKAN package dict to our metadata keys; what has no key of ours goes to extras.
+
+    :param package: a ``package_show`` / ``package_search`` result.
+    :param site: the CKAN site's root URL, for the dataset's ``remote_url``.
+    """
+    name = str(package.get("name") or package.get("id"))
+    org: Mapping[str, Any] = package.get("organization") or {}
+    org = org if isinstance(org, Mapping) else {}
+    groups = [g for g in package.get("groups") or [] if isinstance(g, dict)]
+    meta: dict[str, Any] = {
+        "title": package.get("title") or name,
+        "description": package.get("notes") or None,
+        "tags": [
+            str(t["name"])
+            for t in package.get("tags") or []
+            if isinstance(t, dict) and t.get("name")
+        ],
+        "remote_name": name,
+        "remote_url": f"{site}/dataset/{name}",
+        "metadata_modified": package.get("metadata_modified"),
+        "organization": org.get("name"),
+        "organization_title": org.get("title"),
+        "groups": [g.get("name") for g in groups] or None,
+        "author": package.get("author") or None,
+        "maintainer": package.get("maintainer") or None,
+    }
+    license_id = str(package.get("license_id") or "").strip()
+    if license_id and license_id != "notspecified":
+        meta["license"] = _LICENSES.get(license_id.lower(), license_id)[:50]
+    pairs = [
+        (str(e.get("key")), e.get("value"))
+        for e in package.get("extras") or []
+        if isinstance(e, dict)
+    ]
+    given = {_snake(key): (key, value) for key, value in reversed(pairs)}
+    for key, value in package.items():  # ckanext-scheming puts extra fields at the top level
+        if _snake(key) in EXTRA_KEYS and isinstance(value, str | int | float):
+            given.setdefault(_snake(key), (key, value))
+    used: set[str] = set()
+    for snake, target in EXTRA_KEYS.items():
+        if snake not in given or meta.get(target) is not None:
+            continue
+        text = str(given[snake][1] or "").strip()
+        value = frequency(text) if target == "frequency" else text
+        if value:
+            meta[target] = value
+            used.add(snake)
+    if meta.get("topic") is None and groups:
+        meta["topic"] = groups[0].get("title") or groups[0].get("name")
+    if meta.get("contact") is None:
+        email = package.get("maintainer_email") or package.get("author_email")
+        who = package.get("maintainer") or package.get("author")
+        meta["contact"] = ", ".join(str(p) for p in (who, email) if p) or None
+    extras = {key: value for key, value in pairs if _snake(key) not in used}
+    meta["ckan_extras"] = extras or None
+    return {key: value for key, value in meta.items() if value is not None}
+
+
+def frequency(text: str) -> str | None:
+    """Our update frequency for a free-text one ("Tahunan", "Setiap 3 bulan", "R/P1Y").
+
+    :param text: the value of a frequency extra.
+    """
+    lowered = text.lower().replace("_", " ").replace("-", " ")
+    for value, needles in _FREQUENCIES:
+        if any(needle in lowered for needle in needles):
+            return value
+    return None
+
+
+def resource_format(resource: Mapping[str, Any]) -> str | None:
+    """``csv``, ``xlsx``, ``json`` or another lower-case format, from the format field or URL.
+
+    :param resource: a CKAN resource dict.
+    """
+    declared = str(resource.get("format") or "").strip().lower().lstrip(".")
+    declared = _FORMAT_ALIASES.get(declared, declared)
+    if declared in FORMATS:
+        return declared
+    suffix = Path(urlsplit(str(resource.get("url") or "")).path).suffix.lower().lstrip(".")
+    if declared in ("", "excel", "file", "data") and suffix in FORMATS:
+        return suffix
+    return declared or None
+
+
+def _same_file(state: Mapping[str, Any], old: Mapping[str, Any]) -> bool:
+    """Unchanged without downloading: the same hash, else the same ``last_modified``."""
+    if not old.get("sha256"):
+        return False
+    if state["hash"] and old.get("hash"):
+        return bool(state["hash"] == old["hash"])
+    return bool(state["last_modified"]) and state["last_modified"] == old.get("last_modified")
+
+
+def _harvestable(package: Mapping[str, Any]) -> bool:
+    return (
+        package.get("private") is not True
+        and package.get("state", "active") == "active"
+        and package.get("type") not in _SKIPPED_TYPES
+    )
+
+
+def _newer(package: Mapping[str, Any], other: Mapping[str, Any] | None) -> bool:
+    return other is None or str(package.get("metadata_modified") or "") >= str(
+        other.get("metadata_modified") or ""
+    )
+
+
+def _snake(key: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "_", key.lower()).strip("_")
+
+
+def _utc(value: Any) -> datetime | None:
+    """A naive UTC datetime (CKAN's convention) from an ISO string or datetime, else None."""
+    try:
+        moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    except ValueError:
+        return None
+    return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
+
+
+def _parse_since(value: Any) -> datetime | None:
+    if value is None or value == "":
+        return None
+    moment = _utc(value)
+    if moment is None:
+        raise SourceConfigError(f"option 'since' must be an ISO 8601 time, not {value!r}")
+    return moment
+
+
+def _describe(status: int, payload: Any) -> str:
+    """A readable account of a CKAN error answer."""
+    if isinstance(payload, dict):
+        error = payload.get("error")
+        if isinstance(error, dict):
+            message = error.get("message") or "; ".join(
+                f"{k}: {v}" for k, v in error.items() if k != "__type"
+            )
+            text = f"{error.get('__type', 'error')}: {message}"
+        else:
+            text = "no result in the answer" if payload.get("success") else f"error {error!r}"
+        if status == 200 and payload.get("success") is not True:
+            return f"HTTP 200 with success: false ({text})"
+        return f"HTTP {status} ({text})"
+    if isinstance(payload, str):
+        return f"HTTP {status} ({payload[:300]})"
+    if payload is None:
+        return f"HTTP {status}, not a CKAN Action API answer"
+    return f"HTTP {status}, an unexpected {type(payload).__name__} instead of a CKAN answer"
