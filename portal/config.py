@@ -103,6 +103,7 @@ def finalize(config: dict[str, Any], instance_path: Path) -> None:
     config["SESSION_COOKIE_HTTPONLY"] = True
     config["SESSION_COOKIE_SAMESITE"] = "Lax"
     config["SESSION_COOKIE_SECURE"] = bool(config.get("PRODUCTION"))
+    config.setdefault("PERMANENT_SESSION_LIFETIME", 12 * 3600)
 
 
 def _read_instance_secret(instance_path: Path) -> str | None:

@@ -21,7 +21,11 @@ NAMING_CONVENTION = {
 
 class Base(DeclarativeBase):
     metadata: ClassVar[MetaData] = MetaData(naming_convention=NAMING_CONVENTION)
-    type_annotation_map = {datetime: DateTime(timezone=True), dict[str, Any]: JSON}
+    type_annotation_map = {
+        datetime: DateTime(timezone=True),
+        dict[str, Any]: JSON,
+        list[str]: JSON,
+    }
 
 
 def utcnow() -> datetime:
@@ -43,6 +47,14 @@ def enum_type(cls: type[enum.Enum], length: int = 32) -> Enum:
     )
 
 
+from portal.models.accounts import (  # noqa: E402
+    AccessRequest,
+    ApiToken,
+    PasswordReset,
+    RequestStatus,
+    Role,
+    User,
+)
 from portal.models.catalog import (  # noqa: E402
     AccessLevel,
     Dataset,
@@ -70,6 +82,8 @@ from portal.models.harvest import (  # noqa: E402
 
 __all__ = [
     "AccessLevel",
+    "AccessRequest",
+    "ApiToken",
     "Base",
     "Dataset",
     "DatasetState",
@@ -81,11 +95,15 @@ __all__ = [
     "HarvestSource",
     "JobStatus",
     "Organization",
+    "PasswordReset",
+    "RequestStatus",
+    "Role",
     "Resource",
     "SecurityCheckpoint",
     "SecurityEvent",
     "SecurityLogHead",
     "Tag",
+    "User",
     "Version",
     "VersionStatus",
     "enum_type",

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from portal.services.access import ANONYMOUS, Actor
+from portal.identity import current_actor, current_user
 
-
-def current_actor() -> Actor:
-    """Who is making this request. Anonymous until accounts arrive (access-control issue)."""
-    return ANONYMOUS
+__all__ = ["current_actor", "current_user"]
