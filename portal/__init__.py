@@ -33,7 +33,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = 16 * 1024 * 1024
     app.json.sort_keys = False  # type: ignore[attr-defined]
 
-    from portal import db, errors, i18n, identity, markup, storage
+    from portal import db, errors, headers, i18n, identity, markup, storage
     from portal.views import api, catalog, harvest
 
     db.init_app(app)
@@ -41,6 +41,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     i18n.init_app(app)
     markup.init_app(app)
     identity.init_app(app)
+    headers.init_app(app)
     app.register_blueprint(catalog.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(harvest.bp)

@@ -38,7 +38,8 @@ SETTINGS: dict[str, tuple[Any, str]] = {
     "MAX_FILE_SIZE": (200 * 1024 * 1024, "Largest file, in bytes, a harvester may store."),
     "PREVIEW_ROWS": (20, "Rows shown in a dataset page's preview."),
     "PAGE_SIZE": (20, "Datasets per catalog or API page."),
-    "PRODUCTION": (False, "Set to 1 in production: secure cookies."),
+    "PRODUCTION": (False, "Set to 1 in production: secure cookies and HSTS."),
+    "PROXY_HOPS": (0, "Reverse proxies in front of the app whose X-Forwarded-* headers to trust."),
     "HARVEST_ALLOW_HOSTS": (
         "",
         "Comma-separated hosts a harvester may reach even on private or loopback addresses.",
