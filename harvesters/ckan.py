@@ -11,30 +11,32 @@ the harvester lists ``package_list`` (``limit``/``offset``) and calls ``package_
 
 **Transport.** Actions go through ``ckanapi.RemoteCKAN`` (request building, envelope decoding,
 HTTP 200 with ``success: false`` raised as an error), whose transport is replaced by
-:meth:`harvesters.http.GuardedFetcher.get_json`: every request is address-checked, size-capped
-and timed out. An ``api_key`` is sent as ``Authorization`` to the API only, which must then
-answer without redirects; resource files are fetched by a second fetcher that never has it.
+:meth:`harvesters.http.GuardedFetcher.get_json` (:mod:`harvesters.ckan_api`): every request is
+address-checked, size-capped and timed out. An ``api_key`` is sent as ``Authorization`` to the
+API only, which must then answer without redirects; resource files are fetched by a second
+fetcher that never has it.
 
 **Withdrawals.** After :meth:`CkanHarvester.gather`, ``seen_ids`` holds every public dataset at
 the source that matches the filters (incremental runs list the ids in a second, ``fl=id``
 pass). Local datasets of the source missing from it were deleted or made private remotely.
 
 **Unchanged resources** are not downloaded: see :class:`CkanItem`.
+
+The options are read by :class:`~harvesters.ckan_config.CkanConfig` and the package dicts mapped
+to our metadata by :mod:`harvesters.ckan_metadata`; both names are importable from here too.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import re
 import tempfile
 from collections.abc import Iterator, Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 from urllib.parse import unquote, urljoin, urlsplit
 
-from ckanapi import RemoteCKAN
 from ckanapi.errors import CKANAPIError, NotAuthorized, NotFound, ServerIncompatibleError
 
 from harvesters.base import (
@@ -45,165 +47,43 @@ from harvesters.base import (
     SourceConfig,
     attach_table,
 )
+from harvesters.ckan_api import CkanActionError, GuardedCKAN, describe_error
+from harvesters.ckan_config import CkanConfig
+from harvesters.ckan_metadata import (
+    EXTRA_KEYS,
+    FORMATS,
+    frequency,
+    map_metadata,
+    naive_utc,
+    resource_format,
+)
 from harvesters.encoding import normalise_csv
-from harvesters.errors import HarvestError, InvalidItem, SkipItem, SourceUnavailable
-from harvesters.http import FetchFailed, FetchPolicy, GuardedFetcher, check_xlsx, policy_for
+from harvesters.errors import (
+    HarvestError,
+    InvalidItem,
+    SkipItem,
+    SourceConfigError,
+    SourceUnavailable,
+)
+from harvesters.http import FetchPolicy, GuardedFetcher, check_xlsx, policy_for
 from harvesters.url import json_to_csv
 
-__all__ = ["CkanActionError", "CkanConfig", "CkanHarvester", "CkanItem", "SourceConfigError"]
+__all__ = [
+    "EXTRA_KEYS",
+    "FORMATS",
+    "CkanActionError",
+    "CkanConfig",
+    "CkanHarvester",
+    "CkanItem",
+    "SourceConfigError",
+    "frequency",
+    "map_metadata",
+    "resource_format",
+]
 
 #: Overlap of incremental searches, against clock skew and transactions committed late.
 OVERLAP = timedelta(hours=1)
-FORMATS = ("csv", "xlsx", "json")
-_FORMAT_ALIASES = {
-    "text/csv": "csv",
-    "application/csv": "csv",
-    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": "xlsx",
-    "application/json": "json",
-    "text/json": "json",
-}
-_NAME = re.compile(r"^[A-Za-z0-9_-]{1,100}$")  # CKAN names; anything else could rewrite the fq
-_LICENSES = {
-    "cc-by": "CC-BY-4.0",
-    "cc-by-sa": "CC-BY-SA-4.0",
-    "cc-zero": "CC0-1.0",
-    "cc-nc": "CC-BY-NC-4.0",
-    "odc-by": "ODC-By-1.0",
-    "odc-odbl": "ODbL-1.0",
-    "odc-pddl": "PDDL-1.0",
-    "uk-ogl": "OGL-UK-3.0",
-    "gfdl": "GFDL-1.3-or-later",
-}
-#: Extras (and top-level fields of ckanext-scheming sites), normalised to snake case → our key.
-#: In order of preference: the first one present wins, the others stay in ``ckan_extras``.
-EXTRA_KEYS = {
-    "cakupan_wilayah": "coverage",
-    "cakupan": "coverage",
-    "wilayah": "coverage",
-    "kode_wilayah": "coverage_code",
-    "periode_update_data": "frequency",
-    "frekuensi_pemutakhiran": "frequency",
-    "frekuensi": "frequency",
-    "frequency": "frequency",
-    "update_frequency": "frequency",
-    "cara_pengumpulan_data": "collection_method",
-    "metode_pengumpulan_data": "collection_method",
-    "tahun": "period",
-    "periode_data": "period",
-    "tahun_anggaran": "period",
-    "periode_pelaksanaan_pengumpulan_data": "period",
-    "satuan": "unit",
-    "ukuran": "measure",
-    "konsep": "concept",
-    "definisi": "definition",
-    "klasifikasi": "classification",
-    "topik": "topic",
-    "kontak": "contact",
-}
-_FREQUENCIES = (  # substring → our value; tested in this order ("3 bulan" before "bulan")
-    ("tidak_tentu", ("tidak tentu", "tidak menentu", "sewaktu", "insidental", "irregular")),
-    ("triwulanan", ("triwulan", "kuartal", "quarter", "3 bulan", "tiga bulan", "p3m")),
-    ("semesteran", ("semester", "6 bulan", "enam bulan", "semiannual", "biannual", "p6m")),
-    ("harian", ("harian", "hari", "daily", "p1d")),
-    ("mingguan", ("mingguan", "minggu", "pekan", "weekly", "p1w")),
-    ("bulanan", ("bulan", "monthly", "p1m")),
-    ("tahunan", ("tahun", "annual", "yearly", "p1y")),
-)
 _SKIPPED_TYPES = frozenset({"harvest"})  # ckanext-harvest stores its sources as packages
-
-
-class SourceConfigError(SourceUnavailable):
-    """The source's options are invalid."""
-
-    code = "bad-config"
-
-
-class CkanActionError(SourceUnavailable):
-    """CKAN answered an action with an error envelope, a bare error string or a non-CKAN body."""
-
-    code = "ckan-error"
-
-    def __init__(self, message: str, *, not_found: bool = False) -> None:
-        super().__init__(message)
-        self.not_found = not_found
-
-
-@dataclasses.dataclass(frozen=True)
-class CkanConfig:
-    """Options of a CKAN source (``source.options``); ckanext-harvest's names are accepted too."""
-
-    organizations: tuple[str, ...] = ()
-    """Harvest only datasets of these organizations (names). Empty: all."""
-    exclude_organizations: tuple[str, ...] = ()
-    """Never harvest datasets of these organizations."""
-    groups: tuple[str, ...] = ()
-    """Harvest only datasets in one of these groups (names). Empty: all."""
-    exclude_groups: tuple[str, ...] = ()
-    """Never harvest datasets in these groups."""
-    since: datetime | None = None
-    """Start of the last successful gather (UTC), set by the portal: only datasets modified
-    since one hour before it are fetched. ``None``: everything."""
-    force_all: bool = False
-    """Ignore ``since`` and ``previous``: list and download everything."""
-    page_size: int = 1000
-    """``rows`` of ``package_search`` and ``limit`` of ``package_list`` (CKAN caps rows at 1000)."""
-    max_pages: int = 10_000
-    """Give up after this many pages: a server that never returns an empty page."""
-    api_key: str | None = dataclasses.field(default=None, repr=False)
-    """CKAN API token, sent as ``Authorization`` to the API (never to file hosts, never logged)."""
-    formats: tuple[str, ...] = FORMATS
-    """Resource formats to download, among csv, xlsx and json; other resources are listed in
-    ``CkanItem.skipped_files``."""
-    previous: Mapping[str, Any] = dataclasses.field(default_factory=dict, repr=False)
-    """Set by the portal: remote dataset id → the ``CkanItem.state`` of its last harvest,
-    ``{"metadata_modified", "resources": {id: {"last_modified", "hash", "sha256", ...}}}``."""
-
-    _ALIASES: ClassVar[dict[str, str]] = {
-        "organizations_filter_include": "organizations",
-        "organizations_filter_exclude": "exclude_organizations",
-        "groups_filter_include": "groups",
-        "groups_filter_exclude": "exclude_groups",
-    }
-
-    @classmethod
-    def from_options(cls, options: Mapping[str, Any]) -> CkanConfig:
-        """Read and check the options; unknown keys are ignored (the portal adds its own).
-
-        :param options: ``source.options``.
-        :raises SourceConfigError: when an option has the wrong type or value.
-        """
-        values = {cls._ALIASES.get(k, k): v for k, v in options.items() if v is not None}
-        kwargs: dict[str, Any] = {}
-        for name in ("organizations", "exclude_organizations", "groups", "exclude_groups"):
-            names = values.get(name, ())
-            if isinstance(names, str) or not all(
-                isinstance(n, str) and _NAME.match(n) for n in names
-            ):
-                raise SourceConfigError(f"option {name!r} must be a list of CKAN names")
-            kwargs[name] = tuple(names)
-        formats = values.get("formats", FORMATS)
-        formats = () if isinstance(formats, str) else tuple(str(f).lower() for f in formats)
-        if not formats or not set(formats) <= set(FORMATS):
-            raise SourceConfigError(f"option 'formats' may hold only {', '.join(FORMATS)}")
-        for name in ("page_size", "max_pages"):
-            number = values.get(name, getattr(cls, name))
-            if not isinstance(number, int) or isinstance(number, bool) or number < 1:
-                raise SourceConfigError(f"option {name!r} must be a positive integer")
-            kwargs[name] = number
-        if not isinstance(values.get("previous", {}), Mapping):
-            raise SourceConfigError("option 'previous' must be an object")
-        if not isinstance(values.get("force_all", False), bool):
-            raise SourceConfigError("option 'force_all' must be true or false")
-        if not isinstance(values.get("api_key", ""), str):
-            raise SourceConfigError("option 'api_key' must be a string")
-        return cls(
-            **kwargs,
-            formats=formats,
-            since=_parse_since(values.get("since")),
-            force_all=values.get("force_all", False),
-            api_key=values.get("api_key") or None,
-            previous=values.get("previous", {}),
-        )
 
 
 @dataclasses.dataclass
@@ -224,33 +104,6 @@ class CkanItem(HarvestedItem):
     state: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
-class _GuardedCKAN(RemoteCKAN):  # type: ignore[misc]  # ckanapi has no type hints
-    """``RemoteCKAN`` whose GET transport is the guarded fetcher; remembers the last answer."""
-
-    base_url = "api/3/action/"
-
-    def __init__(self, address: str, fetcher: GuardedFetcher) -> None:
-        super().__init__(
-            address, user_agent=fetcher.policy.user_agent, get_only=True, session=fetcher.session
-        )
-        self.fetcher = fetcher
-        self.last: tuple[int, Any] = (0, None)
-
-    def _request_fn_get(
-        self, url: str, data_dict: dict[str, Any] | None, headers: Any, requests_kwargs: Any
-    ) -> tuple[int, str]:
-        params = {
-            k: str(v).lower() if isinstance(v, bool) else v for k, v in (data_dict or {}).items()
-        }
-        try:
-            self.last = (200, self.fetcher.get_json(url, params=params))
-        except FetchFailed as exc:
-            if exc.status is None:  # no answer at all: not CKAN's error to decode
-                raise
-            self.last = (exc.status, exc.payload)
-        return self.last[0], json.dumps(self.last[1])
-
-
 class CkanHarvester(Harvester):
     kind = "ckan"
 
@@ -267,7 +120,7 @@ class CkanHarvester(Harvester):
         self.fallback_reason: str | None = None
         self._config: CkanConfig | None = None
         self._packages: dict[str, dict[str, Any]] = {}
-        self._api: _GuardedCKAN | None = None
+        self._api: GuardedCKAN | None = None
         self._files: GuardedFetcher | None = None
 
     @property
@@ -407,7 +260,7 @@ class CkanHarvester(Harvester):
             if not _harvestable(package) or not self._matches_filters(package):
                 continue
             self.seen_ids.add(package["id"])
-            modified = _utc(package.get("metadata_modified"))
+            modified = naive_utc(package.get("metadata_modified"))
             if cutoff is None or modified is None or modified >= cutoff:
                 found[package["id"]] = package
         return found
@@ -482,14 +335,14 @@ class CkanHarvester(Harvester):
             fetcher = GuardedFetcher(policy)
             if self.config.api_key:
                 fetcher.session.headers["Authorization"] = self.config.api_key
-            self._api = _GuardedCKAN(self.site, fetcher)
+            self._api = GuardedCKAN(self.site, fetcher)
         api = self._api
         try:
             return api.call_action(name, {k: v for k, v in params.items() if v is not None})
         except (CKANAPIError, ServerIncompatibleError, KeyError) as exc:
             status, payload = api.last
             raise CkanActionError(
-                f"CKAN {name} failed: {_describe(status, payload)}",
+                f"CKAN {name} failed: {describe_error(status, payload)}",
                 not_found=isinstance(exc, NotFound | NotAuthorized),
             ) from None
 
@@ -561,95 +414,6 @@ class CkanHarvester(Harvester):
             item.files.append(staged)
 
 
-# -- mapping ------------------------------------------------------------------------------------
-
-
-def map_metadata(package: Mapping[str, Any], site: str) -> dict[str, Any]:
-    """Map a CKAN package dict to our metadata keys; what has no key of ours goes to extras.
-
-    :param package: a ``package_show`` / ``package_search`` result.
-    :param site: the CKAN site's root URL, for the dataset's ``remote_url``.
-    """
-    name = str(package.get("name") or package.get("id"))
-    org: Mapping[str, Any] = package.get("organization") or {}
-    org = org if isinstance(org, Mapping) else {}
-    groups = [g for g in package.get("groups") or [] if isinstance(g, dict)]
-    meta: dict[str, Any] = {
-        "title": package.get("title") or name,
-        "description": package.get("notes") or None,
-        "tags": [
-            str(t["name"])
-            for t in package.get("tags") or []
-            if isinstance(t, dict) and t.get("name")
-        ],
-        "remote_name": name,
-        "remote_url": f"{site}/dataset/{name}",
-        "metadata_modified": package.get("metadata_modified"),
-        "organization": org.get("name"),
-        "organization_title": org.get("title"),
-        "groups": [g.get("name") for g in groups] or None,
-        "author": package.get("author") or None,
-        "maintainer": package.get("maintainer") or None,
-    }
-    license_id = str(package.get("license_id") or "").strip()
-    if license_id and license_id != "notspecified":
-        meta["license"] = _LICENSES.get(license_id.lower(), license_id)[:50]
-    pairs = [
-        (str(e.get("key")), e.get("value"))
-        for e in package.get("extras") or []
-        if isinstance(e, dict)
-    ]
-    given = {_snake(key): (key, value) for key, value in reversed(pairs)}
-    for key, value in package.items():  # ckanext-scheming puts extra fields at the top level
-        if _snake(key) in EXTRA_KEYS and isinstance(value, str | int | float):
-            given.setdefault(_snake(key), (key, value))
-    used: set[str] = set()
-    for snake, target in EXTRA_KEYS.items():
-        if snake not in given or meta.get(target) is not None:
-            continue
-        text = str(given[snake][1] or "").strip()
-        value = frequency(text) if target == "frequency" else text
-        if value:
-            meta[target] = value
-            used.add(snake)
-    if meta.get("topic") is None and groups:
-        meta["topic"] = groups[0].get("title") or groups[0].get("name")
-    if meta.get("contact") is None:
-        email = package.get("maintainer_email") or package.get("author_email")
-        who = package.get("maintainer") or package.get("author")
-        meta["contact"] = ", ".join(str(p) for p in (who, email) if p) or None
-    extras = {key: value for key, value in pairs if _snake(key) not in used}
-    meta["ckan_extras"] = extras or None
-    return {key: value for key, value in meta.items() if value is not None}
-
-
-def frequency(text: str) -> str | None:
-    """Our update frequency for a free-text one ("Tahunan", "Setiap 3 bulan", "R/P1Y").
-
-    :param text: the value of a frequency extra.
-    """
-    lowered = text.lower().replace("_", " ").replace("-", " ")
-    for value, needles in _FREQUENCIES:
-        if any(needle in lowered for needle in needles):
-            return value
-    return None
-
-
-def resource_format(resource: Mapping[str, Any]) -> str | None:
-    """``csv``, ``xlsx``, ``json`` or another lower-case format, from the format field or URL.
-
-    :param resource: a CKAN resource dict.
-    """
-    declared = str(resource.get("format") or "").strip().lower().lstrip(".")
-    declared = _FORMAT_ALIASES.get(declared, declared)
-    if declared in FORMATS:
-        return declared
-    suffix = Path(urlsplit(str(resource.get("url") or "")).path).suffix.lower().lstrip(".")
-    if declared in ("", "excel", "file", "data") and suffix in FORMATS:
-        return suffix
-    return declared or None
-
-
 def _same_file(state: Mapping[str, Any], old: Mapping[str, Any]) -> bool:
     """Unchanged without downloading: the same hash, else the same ``last_modified``."""
     if not old.get("sha256"):
@@ -671,46 +435,3 @@ def _newer(package: Mapping[str, Any], other: Mapping[str, Any] | None) -> bool:
     return other is None or str(package.get("metadata_modified") or "") >= str(
         other.get("metadata_modified") or ""
     )
-
-
-def _snake(key: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "_", key.lower()).strip("_")
-
-
-def _utc(value: Any) -> datetime | None:
-    """A naive UTC datetime (CKAN's convention) from an ISO string or datetime, else None."""
-    try:
-        moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
-    except ValueError:
-        return None
-    return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
-
-
-def _parse_since(value: Any) -> datetime | None:
-    if value is None or value == "":
-        return None
-    moment = _utc(value)
-    if moment is None:
-        raise SourceConfigError(f"option 'since' must be an ISO 8601 time, not {value!r}")
-    return moment
-
-
-def _describe(status: int, payload: Any) -> str:
-    """A readable account of a CKAN error answer."""
-    if isinstance(payload, dict):
-        error = payload.get("error")
-        if isinstance(error, dict):
-            message = error.get("message") or "; ".join(
-                f"{k}: {v}" for k, v in error.items() if k != "__type"
-            )
-            text = f"{error.get('__type', 'error')}: {message}"
-        else:
-            text = "no result in the answer" if payload.get("success") else f"error {error!r}"
-        if status == 200 and payload.get("success") is not True:
-            return f"HTTP 200 with success: false ({text})"
-        return f"HTTP {status} ({text})"
-    if isinstance(payload, str):
-        return f"HTTP {status} ({payload[:300]})"
-    if payload is None:
-        return f"HTTP {status}, not a CKAN Action API answer"
-    return f"HTTP {status}, an unexpected {type(payload).__name__} instead of a CKAN answer"

@@ -3,33 +3,24 @@
 A source URL is typed in by a producer, and any redirect it answers with comes from a server we
 do not control, so every request is treated as an attempt to reach the portal's own network.
 
-**Where the check happens.** The address check runs *inside the connection*, not before the
-request: :class:`GuardedFetcher` mounts a ``requests`` adapter whose urllib3 connection classes
-override ``_new_conn``. That method resolves the host once (:func:`resolve_allowed`), refuses
-the request if *any* of the addresses is loopback, private, CGNAT, link-local (including the
-cloud metadata service), multicast, reserved or unspecified, and then opens the socket to
-exactly those checked IP addresses. There is no second lookup, so a DNS-rebinding server cannot
-answer "public" to the check and "127.0.0.1" to the connect. TLS is untouched: urllib3 still
-sends SNI and verifies the certificate against the host name of the URL. Because the check
-lives in the connection, it covers every redirect hop and every user of
-:attr:`GuardedFetcher.session` (for example ``ckanapi.RemoteCKAN(session=...)``); the session
-refuses proxies and ignores ``HTTP(S)_PROXY``, since through a proxy we would check the proxy's
-address instead of the target's.
-
-Numeric hosts are parsed as ``inet_aton`` does (``2130706433``, ``0x7f000001``, ``0177.0.0.1``,
-``127.1``) and IPv4-mapped IPv6 (``[::ffff:127.0.0.1]``) is unwrapped, so neither can dress up a
-loopback address; IPv6 addresses embedding IPv4 (6to4, NAT64) are checked for both.
-
-**Allow-list.** ``FetchPolicy.allow_hosts`` holds host names or IPs, optionally ``host:port``
-(``[v6]:port`` for IPv6), that skip the address check. It comes from the operator's
+**Address check.** :class:`GuardedFetcher` mounts the adapter of :mod:`harvesters.netguard`,
+which checks the addresses *inside the connection*: the host is resolved once, refused if any
+address is not public (unless allow-listed), and the socket opens to exactly the checked
+addresses. That covers every redirect hop and every user of :attr:`GuardedFetcher.session`
+(for example ``ckanapi.RemoteCKAN(session=...)``); the session refuses proxies and ignores
+``HTTP(S)_PROXY``, since through a proxy we would check the proxy's address instead of the
+target's. The allow-list, ``FetchPolicy.allow_hosts``, comes from the operator's
 ``ONEDATA_HARVEST_ALLOW_HOSTS`` (see :func:`parse_allow_hosts`, :func:`set_default_policy`),
 never from a source's options, which producers can edit.
 
 **Limits.** Connect and read timeouts go to every socket; the total timeout is a watchdog that
 shuts the sockets of the current fetch down, so a server dripping bytes (even headers) cannot
 keep a harvest running. Bodies are capped by ``Content-Length`` up front and by counting while
-streaming. Only gzip and deflate are accepted, decompressed here in bounded steps with a size
-and a ratio limit. Redirects are followed by hand, at most ``max_redirects``.
+streaming. Only gzip and deflate are accepted, decompressed in bounded steps with a size and a
+ratio limit. Redirects are followed by hand, at most ``max_redirects``.
+
+The address policy's names (:func:`address_problem`, :func:`resolve_allowed`...) and the fetch
+errors (defined in :mod:`harvesters.errors`) can be imported from here as before.
 
 A fetcher is meant for one thread at a time (``requests.Session`` is not thread-safe): create
 one per harvest run, and close it.
@@ -40,17 +31,12 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import io
-import ipaddress
 import json
 import os
-import re
 import socket
 import tempfile
-import threading
-import time
 import zipfile
-import zlib
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.client import HTTPException
@@ -59,22 +45,34 @@ from typing import IO, Any
 from urllib.parse import urljoin, urlsplit
 
 import requests
-from requests.adapters import HTTPAdapter
-from urllib3.connection import HTTPConnection, HTTPSConnection
-from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
-from urllib3.exceptions import (
-    ConnectTimeoutError,
-    HTTPError,
-    NameResolutionError,
-    NewConnectionError,
-    ReadTimeoutError,
-)
-from urllib3.util.connection import create_connection
+from urllib3.exceptions import HTTPError, ReadTimeoutError
 
 from harvesters.base import SourceConfig
-from harvesters.errors import FileTooLarge, InvalidItem, SourceUnavailable, Unchanged
+from harvesters.errors import (
+    CompressionBomb,
+    FetchFailed,
+    FetchRefused,
+    FetchTimeout,
+    InvalidItem,
+    NotModified,
+    ResponseTooLarge,
+)
+from harvesters.netguard import (
+    ALLOW_HINT,
+    Deadline,
+    Decoder,
+    IPAddress,
+    address_problem,
+    allow_entry,
+    check_url,
+    guarded_adapter,
+    host_key,
+    parse_allow_hosts,
+    resolve_allowed,
+)
 
 __all__ = [
+    "ALLOW_HINT",
     "CompressionBomb",
     "FetchFailed",
     "FetchPolicy",
@@ -82,6 +80,7 @@ __all__ = [
     "FetchResult",
     "FetchTimeout",
     "GuardedFetcher",
+    "IPAddress",
     "NotModified",
     "ResponseTooLarge",
     "address_problem",
@@ -93,57 +92,9 @@ __all__ = [
 ]
 
 USER_AGENT = "one-data-harvester/0.1 (+https://data.pontianak.go.id)"
-ALLOW_HINT = "add the host to ONEDATA_HARVEST_ALLOW_HOSTS if this source is trusted"
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _CHUNK = 64 * 1024
 _RATIO_FLOOR = 1024 * 1024  # below this, a high ratio is a small repetitive file, not a bomb
-_CGNAT = ipaddress.IPv4Network("100.64.0.0/10")
-_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
-_METADATA = {ipaddress.ip_address("169.254.169.254"), ipaddress.ip_address("fd00:ec2::254")}
-_NUMERIC_PART = re.compile(r"0[xX][0-9a-fA-F]*|[0-9]+")
-
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-
-
-class FetchRefused(SourceUnavailable):
-    """The policy forbids this URL: scheme, address, credentials or proxy."""
-
-    code = "fetch-refused"
-
-    def __init__(self, message: str, *, reason: str = "") -> None:
-        super().__init__(message)
-        #: The bare reason ("10.0.0.5 is a private address"), without the URL.
-        self.reason = reason or message
-
-
-class FetchTimeout(SourceUnavailable):
-    code = "fetch-timeout"
-
-
-class FetchFailed(SourceUnavailable):
-    """The source answered badly: HTTP error, broken connection, too many redirects, bad JSON."""
-
-    code = "fetch-failed"
-
-    def __init__(self, message: str, *, status: int | None = None, payload: Any = None) -> None:
-        super().__init__(message)
-        self.status = status
-        #: The parsed JSON body of an error answer, when there was one (CKAN explains errors there).
-        self.payload = payload
-
-
-class ResponseTooLarge(FileTooLarge):
-    """The body is, or says it is, larger than the policy's cap."""
-
-
-class CompressionBomb(FileTooLarge):
-    code = "compression-bomb"
-
-
-class NotModified(Unchanged):
-    """The source answered 304: the item has not changed since the validators were recorded."""
-
-    code = "not-modified"
 
 
 @dataclass(frozen=True)
@@ -169,75 +120,12 @@ class FetchPolicy:
 
     def __post_init__(self) -> None:
         # Parsed once; raises ValueError for a malformed entry at configuration time.
-        object.__setattr__(self, "_allowed", frozenset(map(_allow_entry, self.allow_hosts)))
+        object.__setattr__(self, "_allowed", frozenset(map(allow_entry, self.allow_hosts)))
 
     def allows(self, host: str, port: int) -> bool:
         """Whether ``host:port`` is on the allow-list (host compared in canonical form)."""
-        key = _host_key(host)
+        key = host_key(host)
         return (key, None) in self._allowed or (key, port) in self._allowed
-
-
-def parse_allow_hosts(setting: str | Iterable[str] | None) -> frozenset[str]:
-    """Parse the ``ONEDATA_HARVEST_ALLOW_HOSTS`` setting: entries split on commas or whitespace.
-
-    :param setting: ``"files.opd.local, 10.1.2.3:8080 [fd00::5]:443"`` or a list of entries.
-    :raises ValueError: when an entry is malformed (bad port, empty host).
-    """
-    if setting is None:
-        return frozenset()
-    items = re.split(r"[,\s]+", setting) if isinstance(setting, str) else list(setting)
-    entries = frozenset(item.strip() for item in items if item.strip())
-    for entry in entries:
-        _allow_entry(entry)
-    return entries
-
-
-def _allow_entry(entry: str) -> tuple[str, int | None]:
-    entry = entry.strip()
-    host, port = entry, ""
-    if entry.startswith("["):
-        host, _, rest = entry[1:].partition("]")
-        port = rest.removeprefix(":")
-    elif entry.count(":") == 1:
-        host, _, port = entry.partition(":")
-    if not host or (port and not (port.isdigit() and 0 < int(port) < 65536)):
-        raise ValueError(f"bad allow-list entry {entry!r}: expected host, host:port or [v6]:port")
-    return _host_key(host), int(port) if port else None
-
-
-def _numeric_ipv4(host: str) -> ipaddress.IPv4Address | None:
-    """Parse ``host`` as ``inet_aton`` does: 1-4 parts, each decimal, octal (0..) or hex (0x..)."""
-    parts = host.split(".")
-    if not 1 <= len(parts) <= 4 or not all(_NUMERIC_PART.fullmatch(p) for p in parts):
-        return None
-    values = [
-        int(p[2:] or "0", 16)
-        if p[:2].lower() == "0x"
-        else int(p, 8 if len(p) > 1 and p[0] == "0" else 10)
-        for p in parts
-    ]
-    *head, last = values
-    if any(v > 255 for v in head) or last >= 256 ** (4 - len(head)):
-        return None
-    number = sum(v << (24 - 8 * i) for i, v in enumerate(head)) + last
-    return ipaddress.IPv4Address(number)
-
-
-def _literal_ip(host: str) -> IPAddress | None:
-    """The address a host spells out directly (IPv4-mapped IPv6 unwrapped), else None."""
-    host = host.strip("[]").rstrip(".")
-    if ":" in host:
-        try:
-            ip6 = ipaddress.IPv6Address(host)
-        except ValueError:
-            return None
-        return ip6.ipv4_mapped or ip6
-    return _numeric_ipv4(host)
-
-
-def _host_key(host: str) -> str:
-    literal = _literal_ip(host)
-    return str(literal) if literal is not None else host.strip("[]").rstrip(".").lower()
 
 
 _default = FetchPolicy()
@@ -273,219 +161,6 @@ def default_policy() -> FetchPolicy:
     return _default
 
 
-def address_problem(ip: IPAddress) -> str | None:
-    """Why a harvester must not connect to ``ip`` ("a private address"), or None if it may.
-
-    :param ip: an IPv4 or IPv6 address.
-    """
-    if isinstance(ip, ipaddress.IPv6Address):
-        embedded = ip.ipv4_mapped or ip.sixtofour
-        if ip in _NAT64:
-            embedded = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
-        if embedded is not None and (problem := address_problem(embedded)):
-            return f"{problem} (embedded {embedded})"
-    checks = (
-        (ip in _METADATA, "a link-local address (the cloud metadata service)"),
-        (ip.is_loopback, "a loopback address"),
-        (ip.is_unspecified, "an unspecified address"),
-        (ip.is_link_local, "a link-local address"),
-        (ip.is_multicast, "a multicast address"),
-        (ip.version == 4 and ip in _CGNAT, "a shared (carrier-grade NAT) address"),
-        (ip.is_reserved, "a reserved address"),
-        (ip.is_private, "a private address"),
-        (not ip.is_global, "not a public address"),
-    )
-    return next((reason for failed, reason in checks if failed), None)
-
-
-def resolve_allowed(host: str, port: int, policy: FetchPolicy) -> list[str]:
-    """Resolve ``host`` once and return the addresses to connect to, all of them checked.
-
-    Connect only to the returned addresses: resolving again would reopen the DNS-rebinding window.
-
-    :param host: a host name or an IP literal (any ``inet_aton`` spelling, brackets allowed).
-    :param port: the port the connection will use (the allow-list may name ports).
-    :param policy: supplies the allow-list.
-    :raises FetchRefused: when any address is not public and ``host:port`` is not allow-listed.
-    :raises socket.gaierror: when the name does not resolve.
-    """
-    name = host.strip("[]")
-    literal = _literal_ip(name)
-    if literal is not None:
-        addresses: list[IPAddress] = [literal]
-    else:
-        infos = socket.getaddrinfo(name, port, type=socket.SOCK_STREAM)
-        found = (_literal_ip(str(info[4][0]).split("%")[0]) for info in infos)
-        addresses = list(dict.fromkeys(ip for ip in found if ip is not None))
-    if not policy.allows(name, port):
-        for ip in addresses:
-            if problem := address_problem(ip):
-                if name == str(ip):
-                    reason = f"{name} is {problem}"
-                elif literal is not None:
-                    reason = f"{name} is {ip}, {problem}"
-                else:
-                    reason = f"{name} resolves to {ip}, {problem}"
-                raise FetchRefused(f"refused {name}:{port}: {reason}; {ALLOW_HINT}", reason=reason)
-    return [str(ip) for ip in addresses]
-
-
-class _Guard:
-    """Opens sockets for urllib3 connections, only to checked addresses."""
-
-    def __init__(self, policy: FetchPolicy, on_connect: Callable[[socket.socket], None]) -> None:
-        self.policy = policy
-        self.on_connect = on_connect
-
-    def connect(self, conn: HTTPConnection) -> socket.socket:
-        try:
-            addresses = resolve_allowed(conn.host, conn.port, self.policy)
-        except socket.gaierror as exc:
-            raise NameResolutionError(conn.host, conn, exc) from exc
-        error: OSError | None = None
-        for address in addresses:
-            try:
-                sock = create_connection(
-                    (address, conn.port),
-                    conn.timeout,
-                    source_address=conn.source_address,
-                    socket_options=conn.socket_options,
-                )
-            except OSError as exc:  # try the next address, as urllib3 does
-                error = exc
-                continue
-            self.on_connect(sock)
-            return sock
-        if isinstance(error, TimeoutError):
-            raise ConnectTimeoutError(conn, f"connection to {conn.host} timed out") from error
-        raise NewConnectionError(conn, f"cannot connect to {conn.host}: {error}") from error
-
-
-def _pool_classes(guard: _Guard) -> dict[str, type[HTTPConnectionPool]]:
-    class Connection(HTTPConnection):
-        def _new_conn(self) -> socket.socket:
-            return guard.connect(self)
-
-    class TLSConnection(HTTPSConnection):
-        def _new_conn(self) -> socket.socket:
-            return guard.connect(self)
-
-    class Pool(HTTPConnectionPool):
-        ConnectionCls = Connection
-
-    class TLSPool(HTTPSConnectionPool):
-        ConnectionCls = TLSConnection
-
-    return {"http": Pool, "https": TLSPool}
-
-
-class _GuardedAdapter(HTTPAdapter):
-    def __init__(self, guard: _Guard) -> None:
-        super().__init__()
-        self.timeouts = (guard.policy.connect_timeout, guard.policy.read_timeout)
-        self.poolmanager.pool_classes_by_scheme = _pool_classes(guard)
-
-    def send(
-        self,
-        request: requests.PreparedRequest,
-        stream: bool = False,
-        timeout: float | tuple[float, float] | tuple[float, None] | None = None,
-        verify: bool | str = True,
-        cert: bytes | str | tuple[bytes | str, bytes | str] | None = None,
-        proxies: Mapping[str, str] | None = None,
-    ) -> requests.Response:
-        # Clients of the bare session (ckanapi) often pass no timeout: never wait forever.
-        timeout = self.timeouts if timeout is None else timeout
-        return super().send(request, stream, timeout, verify, cert, proxies)
-
-    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
-        reason = "a proxy would bypass the address check"
-        raise FetchRefused(f"refused proxy {proxy}: {reason}", reason=reason)
-
-
-class _Deadline:
-    """The total timeout: a watchdog that shuts down the sockets opened during one fetch."""
-
-    def __init__(self, seconds: float) -> None:
-        self.seconds = seconds
-        self._at = time.monotonic() + seconds
-        self._expired = False
-        self._sockets: list[socket.socket] = []
-        self._lock = threading.Lock()
-        self._timer = threading.Timer(seconds, self._expire)
-        self._timer.daemon = True
-        self._timer.start()
-
-    def _expire(self) -> None:
-        with self._lock:
-            self._expired = True
-            for sock in self._sockets:
-                _shutdown(sock)
-
-    def watch(self, sock: socket.socket) -> None:
-        with self._lock:
-            self._sockets.append(sock)
-            if self._expired:
-                _shutdown(sock)
-
-    @property
-    def passed(self) -> bool:
-        return self._expired or time.monotonic() >= self._at
-
-    def cancel(self) -> None:
-        self._timer.cancel()
-
-
-def _shutdown(sock: socket.socket) -> None:
-    try:
-        sock.shutdown(socket.SHUT_RDWR)  # wakes a blocked recv(); close() alone would not
-    except OSError:
-        pass  # already closed
-
-
-class _Decoder:
-    """Decompresses gzip/deflate in bounded steps, so a bomb never sits in memory whole."""
-
-    def __init__(self, encoding: str, url: str) -> None:
-        self.encoding = encoding.strip().lower()
-        self.url = url
-        self._wbits = {
-            "gzip": 16 + zlib.MAX_WBITS,
-            "x-gzip": 16 + zlib.MAX_WBITS,
-            "deflate": zlib.MAX_WBITS,
-        }.get(self.encoding, 0)
-        if self.encoding not in ("", "identity") and not self._wbits:
-            raise FetchFailed(
-                f"{url} uses Content-Encoding {encoding!r}; only gzip and deflate are accepted"
-            )
-        self._z = zlib.decompressobj(self._wbits) if self._wbits else None
-        self._started = False
-
-    def feed(self, data: bytes) -> Iterator[bytes]:
-        if self._z is None:
-            yield data
-            return
-        while data:
-            try:
-                out = self._z.decompress(data, _CHUNK)
-            except zlib.error as exc:
-                if self.encoding == "deflate" and not self._started:
-                    # "deflate" is often sent raw, without the zlib wrapper the RFC asks for.
-                    self._wbits, self._z = -zlib.MAX_WBITS, zlib.decompressobj(-zlib.MAX_WBITS)
-                    self._started = True
-                    continue
-                raise FetchFailed(f"{self.url}: corrupt {self.encoding} body ({exc})") from exc
-            self._started = True
-            yield out
-            data = self._z.unconsumed_tail
-            if self._z.eof and self._z.unused_data.strip(b"\0"):  # another gzip member follows
-                data = self._z.unused_data + data
-                self._z = zlib.decompressobj(self._wbits)
-
-    def flush(self) -> bytes:
-        return self._z.flush() if self._z is not None else b""
-
-
 @dataclass(frozen=True)
 class FetchResult:
     """What one fetch produced: the body on disk, or "not modified"."""
@@ -519,10 +194,10 @@ class GuardedFetcher:
 
     def __init__(self, policy: FetchPolicy | None = None) -> None:
         self.policy = policy or default_policy()
-        self._deadline: _Deadline | None = None
-        adapter = _GuardedAdapter(_Guard(self.policy, self._watch))
+        self._deadline: Deadline | None = None
+        adapter = guarded_adapter(self.policy, self._watch)
         self._session = requests.Session()
-        self._session.trust_env = False  # no HTTP(S)_PROXY, no .netrc: see the module docstring
+        self._session.trust_env = False  # no HTTP(S)_PROXY, no .netrc: see harvesters.netguard
         self._session.max_redirects = self.policy.max_redirects
         self._session.headers.update(
             {"User-Agent": self.policy.user_agent, "Accept-Encoding": "gzip, deflate"}
@@ -617,8 +292,8 @@ class GuardedFetcher:
         return payload
 
     @contextmanager
-    def _deadline_scope(self) -> Iterator[_Deadline]:
-        deadline = _Deadline(self.policy.total_timeout)
+    def _deadline_scope(self) -> Iterator[Deadline]:
+        deadline = Deadline(self.policy.total_timeout)
         self._deadline = deadline
         try:
             yield deadline
@@ -636,14 +311,14 @@ class GuardedFetcher:
         )
 
     def _open(
-        self, url: str, headers: dict[str, str], deadline: _Deadline
+        self, url: str, headers: dict[str, str], deadline: Deadline
     ) -> tuple[requests.Response, str]:
         # One connection per request ("Connection: close"), so that every socket of this
         # fetch is opened, hence checked and watched, while this fetch's deadline is current.
         sent: dict[str, str | None] = {**headers, "Connection": "close"}
         origin = _origin(url)
         for _hop in range(self.policy.max_redirects + 1):
-            _check_url(url)
+            check_url(url)
             if _origin(url) != origin:  # credentials set on the session stay with their host
                 sent.update({"Authorization": None, "Cookie": None})
             if deadline.passed:
@@ -677,7 +352,7 @@ class GuardedFetcher:
         url: str,
         out: IO[bytes],
         limit: int,
-        deadline: _Deadline,
+        deadline: Deadline,
     ) -> tuple[str, int]:
         declared = response.headers.get("Content-Length", "")
         if declared.isdigit() and int(declared) > limit:
@@ -685,7 +360,7 @@ class GuardedFetcher:
                 f"{url} is {int(declared):,} bytes (Content-Length), more than "
                 f"the limit of {limit:,} bytes"
             )
-        decoder = _Decoder(response.headers.get("Content-Encoding", ""), url)
+        decoder = Decoder(response.headers.get("Content-Encoding", ""), url)
         digest, raw, size = hashlib.sha256(), 0, 0
         while True:
             if deadline.passed:
@@ -729,24 +404,6 @@ def _why(exc: requests.RequestException) -> str:
     """The root cause of a requests error, without urllib3's pool and object reprs."""
     reason = getattr(exc.args[0], "reason", None) if exc.args else None
     return str(getattr(reason, "_message", None) or reason or exc)
-
-
-def _check_url(url: str) -> None:
-    try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 - raises ValueError for a bad port
-    except ValueError as exc:
-        raise FetchRefused(f"refused {url}: not a valid URL ({exc})", reason=str(exc)) from None
-    if parts.scheme.lower() not in ("http", "https"):
-        reason = f"only http and https URLs are harvested, not {parts.scheme or 'no scheme'!r}"
-        raise FetchRefused(f"refused {url}: {reason}", reason=reason)
-    if not parts.hostname:
-        raise FetchRefused(f"refused {url}: the URL has no host", reason="the URL has no host")
-    if parts.username or parts.password:
-        reason = "credentials in the URL are not accepted (they would be stored and logged)"
-        raise FetchRefused(
-            f"refused {url.replace(parts.netloc, parts.hostname)}: {reason}", reason=reason
-        )
 
 
 def check_xlsx(

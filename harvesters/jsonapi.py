@@ -26,8 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from harvesters.base import HarvestedItem, Harvester, SourceConfig
-from harvesters.ckan import SourceConfigError
-from harvesters.errors import FileTooLarge, SourceUnavailable
+from harvesters.errors import FileTooLarge, SourceConfigError, SourceUnavailable
 from harvesters.http import FetchPolicy, GuardedFetcher, policy_for
 from harvesters.url import MAX_JSON_FILE, json_to_csv
 
