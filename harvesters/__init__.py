@@ -4,15 +4,20 @@ from __future__ import annotations
 
 from harvesters.base import Harvester
 from harvesters.ckan import CkanHarvester
+from harvesters.dcat import DataJsonHarvester, DcatHarvester
 from harvesters.folder import FolderHarvester
 from harvesters.jsonapi import JsonApiHarvester
+from harvesters.sql import SqlHarvester
 from harvesters.url import UrlHarvester
 
 #: Every harvester kind the portal knows, by name.
 REGISTRY: dict[str, type[Harvester]] = {
     CkanHarvester.kind: CkanHarvester,
+    DataJsonHarvester.kind: DataJsonHarvester,
+    DcatHarvester.kind: DcatHarvester,
     FolderHarvester.kind: FolderHarvester,
     JsonApiHarvester.kind: JsonApiHarvester,
+    SqlHarvester.kind: SqlHarvester,
     UrlHarvester.kind: UrlHarvester,
 }
 

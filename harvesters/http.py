@@ -140,20 +140,24 @@ def set_default_policy(policy: FetchPolicy) -> None:
     _default = policy
 
 
-def policy_for(source: SourceConfig, policy: FetchPolicy | None = None) -> FetchPolicy:
-    """The policy a harvester of ``source`` fetches with, capped to the source's file size.
+def allow_policy(source: SourceConfig, policy: FetchPolicy | None = None) -> FetchPolicy:
+    """The policy for ``source``: an explicit one, else the default widened by the source's
+    ``allow_hosts`` (the operator's setting, never producer options)."""
+    if policy is not None:
+        return policy
+    if source.allow_hosts:
+        return FetchPolicy(allow_hosts=parse_allow_hosts(source.allow_hosts))
+    return default_policy()
 
-    :param source: its ``allow_hosts`` (the operator's setting, never producer options) widens
-        the default policy's allow-list when set.
-    :param policy: an explicit policy, which wins.
+
+def policy_for(source: SourceConfig, policy: FetchPolicy | None = None) -> FetchPolicy:
+    """:func:`allow_policy`, with downloads capped to the source's largest file.
+
+    :param source: the source being harvested.
+    :param policy: an explicit policy, which wins over the source's allow-list.
     """
-    if policy is None:
-        policy = (
-            FetchPolicy(allow_hosts=parse_allow_hosts(source.allow_hosts))
-            if source.allow_hosts
-            else default_policy()
-        )
-    return dataclasses.replace(policy, max_bytes=min(policy.max_bytes, source.max_file_size))
+    chosen = allow_policy(source, policy)
+    return dataclasses.replace(chosen, max_bytes=min(chosen.max_bytes, source.max_file_size))
 
 
 def default_policy() -> FetchPolicy:
