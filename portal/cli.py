@@ -13,6 +13,7 @@ from portal import config as settings
 from portal import create_app, db, migrate
 from portal.cli_common import console, instance_path, with_app
 from portal.cli_harvest import harvest, print_summary, run_with_progress, worker
+from portal.cli_security import security
 
 
 @click.group(help="One Data portal of Kota Pontianak.")
@@ -123,6 +124,7 @@ def _decide(dataset: str, *, approve: bool, text: str) -> None:
 
 main.add_command(harvest)
 main.add_command(worker)
+main.add_command(security)
 
 
 if __name__ == "__main__":

@@ -40,6 +40,20 @@ SETTINGS: dict[str, tuple[Any, str]] = {
     "PAGE_SIZE": (20, "Datasets per catalog or API page."),
     "PRODUCTION": (False, "Set to 1 in production: secure cookies and HSTS."),
     "PROXY_HOPS": (0, "Reverse proxies in front of the app whose X-Forwarded-* headers to trust."),
+    "SMTP_URL": (
+        None,
+        "Outgoing mail server, smtp[s]://user:password@host:port (default: .eml files in "
+        "<instance>/outbox).",
+    ),
+    "MAIL_FROM": (
+        "Satu Data Kota Pontianak <noreply@localhost>",
+        "Sender address of the portal's e-mails (password resets).",
+    ),
+    "LOG_HMAC_KEY": (
+        None,
+        "Key (at least 32 characters) that signs security-log checkpoints; set it only for the"
+        " `onedata security` commands, never for the web server, and never equal to SECRET_KEY.",
+    ),
     "HARVEST_ALLOW_HOSTS": (
         "",
         "Comma-separated hosts a harvester may reach even on private or loopback addresses.",
@@ -54,6 +68,22 @@ SETTINGS: dict[str, tuple[Any, str]] = {
     "HARVEST_WITHDRAW_GRACE_DAYS": (
         7,
         "Days a dataset may be missing from its source before it is withdrawn.",
+    ),
+    "OAUTH_ACCESS_TOKEN_LIFETIME": (3600, "Seconds an OAuth 2 access token stays valid."),
+    "OAUTH_REFRESH_TOKEN_LIFETIME": (
+        30 * 24 * 3600,
+        "Seconds an OAuth 2 refresh token stays valid (each refresh issues a new one).",
+    ),
+    "OIDC_ISSUER": (
+        None,
+        "Issuer URL of the city identity provider (its /.well-known/openid-configuration is "
+        "read); OIDC login is off when unset.",
+    ),
+    "OIDC_CLIENT_ID": (None, "Client id of the portal at the city identity provider."),
+    "OIDC_CLIENT_SECRET": (None, "Client secret of the portal at the city identity provider."),
+    "OIDC_ROLE_CLAIM": (
+        None,
+        "ID token claim that makes an OIDC user a member or a producer (never steward or admin).",
     ),
 }
 

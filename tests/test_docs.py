@@ -56,3 +56,19 @@ def test_template_is_up_to_date():
         found = re.findall(PATTERN, path.read_text(encoding="utf-8"))
         used |= {a or b for a, b in found}
     assert not used - known, f"run `make messages`: {sorted(used - known)}"
+
+
+def test_every_event_tag_is_in_the_readme():
+    from portal.services.events import EventTag
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    missing = [tag.value for tag in EventTag if f"`{tag.value}`" not in readme]
+    assert not missing, f"README.md does not document: {missing}"
+
+
+def test_every_permission_is_in_the_readme():
+    from portal.services.access import Permission
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    missing = [p.value for p in Permission if f"`{p.value}`" not in readme]
+    assert not missing, f"README.md does not document: {missing}"

@@ -1,11 +1,8 @@
-"""The security event log: the tag catalogue and :func:`record_event`.
+"""The security event log: the tag catalogue and :func:`record_event`, the one way to write it.
 
-Every record is chained to the one before it: ``hash = sha256(prev_hash + canonical)``, where
-``canonical`` is the record (without ``prev_hash`` and ``hash``) as JSON with sorted keys, no
-whitespace, ASCII only, ``ts`` as ISO-8601 UTC with milliseconds and ``Z``. Writers queue on the
-single :class:`~portal.models.events.SecurityLogHead` row (``UPDATE … SET seq = seq + 1`` takes
-its row lock on PostgreSQL and the write lock on SQLite), so concurrent writers cannot fork the
-chain. The head lock is held until the caller commits: record events last in a unit of work.
+Every record is chained to the one before it (``hash = sha256(prev_hash + canonical)``, see
+:mod:`portal.services.events_chain`); writers queue on the log's head row, whose lock is held
+until the caller commits: record events last in a unit of work.
 
 Verification and checkpoints live in :mod:`portal.services.events_verify`, exports in
 :mod:`portal.services.events_export`, redaction in :mod:`portal.services.events_scrub`.
@@ -13,28 +10,24 @@ Verification and checkpoints live in :mod:`portal.services.events_verify`, expor
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from enum import StrEnum
-from json.encoder import encode_basestring_ascii
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import Engine, Table, bindparam, insert, inspect, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Engine, inspect
 from sqlalchemy.orm import Session, make_transient_to_detached, sessionmaker
 
 from portal.models import Base
-from portal.models.events import (
-    CANONICAL_JSON,
-    GENESIS_HASH,
-    EventOutcome,
-    EventSeverity,
-    SecurityEvent,
-    SecurityLogHead,
-)
+from portal.models.events import GENESIS_HASH, EventOutcome, EventSeverity, SecurityEvent
 from portal.services.access import Actor
+from portal.services.events_chain import (
+    CANONICAL_FIELDS,
+    append,
+    canonical,
+    chain_hash,
+    format_ts,
+)
 from portal.services.events_scrub import clean_details, clean_text
 
 __all__ = [
@@ -47,13 +40,10 @@ __all__ = [
     "RequestInfo",
     "canonical",
     "chain_hash",
-    "encode_value",
     "format_ts",
     "record_event",
     "record_failure_event",
 ]
-
-HEAD_ID = 1
 
 
 class EventTag(StrEnum):
@@ -175,30 +165,6 @@ TAG_SEVERITY: dict[EventTag, EventSeverity] = {
     T.SYSTEM_ERROR_UNEXPECTED: _S.HIGH,
 }
 
-#: The fields hashed, in the order verification selects them.
-CANONICAL_FIELDS = (
-    "seq",
-    "ts",
-    "tag",
-    "outcome",
-    "severity",
-    "actor_id",
-    "actor_role",
-    "actor_org",
-    "src_ip",
-    "user_agent",
-    "request_id",
-    "method",
-    "path",
-    "status",
-    "object_type",
-    "object_id",
-    "details",
-)
-#: The same fields in key order: the canonical JSON is this template filled with encoded values.
-SORTED_FIELDS = tuple(sorted(CANONICAL_FIELDS))
-CANONICAL_TEMPLATE = "{" + ",".join(f'"{name}":%s' for name in SORTED_FIELDS) + "}"
-
 
 @dataclass(frozen=True)
 class RequestInfo:
@@ -216,70 +182,6 @@ class RequestInfo:
 Target = tuple[str, object] | Base
 
 
-def format_ts(value: datetime | str) -> str:
-    """``ts`` as hashed and exported: ISO-8601 UTC with milliseconds and ``Z``.
-
-    :param value: an aware datetime, a naive one taken as UTC, or SQLite's stored text.
-    :raises ValueError: when ``value`` is text that is not a timestamp.
-    """
-    if isinstance(value, str):
-        if len(value) == 26 and value[10] == " " and value[19] == ".":  # SQLite's own format
-            return f"{value[:10]}T{value[11:23]}Z"
-        value = datetime.fromisoformat(value)
-    if value.tzinfo is not None:
-        value = value.astimezone(UTC)
-    return f"{value:%Y-%m-%dT%H:%M:%S}.{value.microsecond // 1000:03d}Z"
-
-
-def encode_value(value: object) -> str:
-    """One value as canonical JSON (what ``json.dumps(..., ensure_ascii=True)`` writes, compact).
-
-    :param value: a string, an integer, ``None`` or any JSON-able value.
-    :raises TypeError: when ``value`` is not JSON-able.
-    """
-    if value.__class__ is str:
-        return encode_basestring_ascii(value)
-    if value is None:
-        return "null"
-    if value.__class__ is int:
-        return int.__repr__(value)
-    return CANONICAL_JSON.encode(value)
-
-
-def canonical(record: Mapping[str, Any]) -> bytes:
-    """The canonical bytes of a record: its :data:`CANONICAL_FIELDS` as sorted, compact JSON.
-
-    Equal to ``json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=True)``.
-
-    :param record: the fields, ``ts`` already formatted by :func:`format_ts`; ``details`` a
-        mapping or its canonical JSON text, as stored.
-    :raises KeyError: when a field is missing.
-    :raises TypeError: when a value is not JSON-able.
-    """
-    parts = []
-    for name in SORTED_FIELDS:
-        value = record[name]
-        if name == "details" and isinstance(value, str):
-            parts.append(value)
-        else:
-            parts.append(encode_value(value))
-    return (CANONICAL_TEMPLATE % tuple(parts)).encode("ascii")
-
-
-def chain_hash(prev_hash: str, canonical_bytes: bytes) -> str:
-    """``sha256(prev_hash + canonical)`` as hex.
-
-    :param prev_hash: the previous record's hash (hex).
-    :param canonical_bytes: this record's :func:`canonical` form.
-    """
-    return hashlib.sha256(prev_hash.encode("ascii") + canonical_bytes).hexdigest()
-
-
-def _now_ms() -> datetime:
-    now = datetime.now(UTC)
-    return now.replace(microsecond=now.microsecond // 1000 * 1000)
-
-
 def _target(target: Target | None) -> tuple[str | None, str | None]:
     if target is None:
         return None, None
@@ -289,49 +191,6 @@ def _target(target: Target | None) -> tuple[str | None, str | None]:
     identity = inspect(target).identity
     ident = ",".join(str(part) for part in identity) if identity else getattr(target, "id", None)
     return str(type(target).__tablename__), None if ident is None else str(ident)
-
-
-def _ensure_head(session: Session) -> None:
-    """Re-create a missing head row (after ``TRUNCATE``), continuing from the last record."""
-    last = session.execute(
-        select(SecurityEvent.seq, SecurityEvent.hash).order_by(SecurityEvent.seq.desc()).limit(1)
-    ).one_or_none()
-    values = {
-        "id": HEAD_ID,
-        "seq": last[0] if last else 0,
-        "hash": last[1] if last else GENESIS_HASH,
-    }
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        session.execute(postgresql.insert(SecurityLogHead).values(values).on_conflict_do_nothing())
-    elif dialect == "sqlite":
-        session.execute(sqlite.insert(SecurityLogHead).values(values).on_conflict_do_nothing())
-    else:  # pragma: no cover - only PostgreSQL and SQLite are supported
-        if session.get(SecurityLogHead, HEAD_ID) is None:
-            session.add(SecurityLogHead(**values))
-            session.flush()
-
-
-_HEAD = cast(Table, SecurityLogHead.__table__)
-_EVENTS = cast(Table, SecurityEvent.__table__)
-# Built once: statements are the bulk of an event's cost.
-_ADVANCE = (
-    update(_HEAD)
-    .where(_HEAD.c.id == HEAD_ID)
-    .values(seq=_HEAD.c.seq + 1)
-    .returning(_HEAD.c.seq, _HEAD.c.hash)
-)
-_SET_HASH = update(_HEAD).where(_HEAD.c.id == HEAD_ID).values(hash=bindparam("new_hash"))
-_INSERT = insert(_EVENTS)
-
-
-def _advance_head(session: Session) -> tuple[int, str]:
-    """Take the writers' lock and the next ``seq``; return it with the previous hash."""
-    row = session.execute(_ADVANCE).one_or_none()
-    if row is None:
-        _ensure_head(session)
-        row = session.execute(_ADVANCE).one()
-    return int(row[0]), str(row[1])
 
 
 def record_event(
@@ -376,7 +235,7 @@ def record_event(
         "severity": severity.value,
         "actor_id": clean_text(actor.id if actor else None, 64),
         "actor_role": clean_text(actor.role.value if actor else None, 32),
-        "actor_org": clean_text(getattr(actor, "org", None), 100),
+        "actor_org": clean_text(",".join(sorted(actor.org_ids)) or None if actor else None, 100),
         "src_ip": clean_text(req.ip, 64),
         "user_agent": clean_text(req.user_agent, 512),
         "request_id": clean_text(req.request_id, 64),
@@ -387,21 +246,8 @@ def record_event(
         "object_id": clean_text(object_id, 128),
         "details": clean_details(details),
     }
-    seq, prev_hash = _advance_head(session)
-    ts = _now_ms()  # after the lock, so time order follows seq order
-    digest = chain_hash(prev_hash, canonical({**fields, "seq": seq, "ts": format_ts(ts)}))
-    values = {
-        **fields,
-        "seq": seq,
-        "ts": ts,
-        "outcome": outcome,
-        "severity": severity,
-        "prev_hash": prev_hash,
-        "hash": digest,
-    }
-    session.execute(_INSERT, values)  # Core, not a unit-of-work flush: a fraction of the cost
-    session.execute(_SET_HASH, {"new_hash": digest})
-    event = SecurityEvent(**values)
+    values = append(session, fields)
+    event = SecurityEvent(**{**values, "outcome": outcome, "severity": severity})
     make_transient_to_detached(event)  # the row exists: attach it as loaded, without a flush
     session.add(event)
     return event

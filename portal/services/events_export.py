@@ -17,7 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from portal.models.events import EventSeverity, SecurityEvent
-from portal.services.events import CANONICAL_FIELDS, format_ts
+from portal.services.events_chain import CANONICAL_FIELDS, format_ts
 
 BATCH_SIZE = 5_000
 APP_NAME = "onedata"

@@ -24,23 +24,25 @@ from __future__ import annotations
 
 import hmac
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from contextlib import closing
 from dataclasses import dataclass
 from enum import StrEnum
 from hashlib import sha256
+from json.encoder import encode_basestring_ascii
 from typing import Any
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from portal.errors import Conflict
 from portal.models.events import GENESIS_HASH, SecurityCheckpoint, SecurityEvent, SecurityLogHead
-from portal.services.events import (
+from portal.services.events_chain import (
     CANONICAL_TEMPLATE,
     HEAD_ID,
     SORTED_FIELDS,
-    _ensure_head,
     encode_value,
+    ensure_head,
     format_ts,
 )
 
@@ -50,11 +52,14 @@ _COLUMNS = ", ".join(
     "CAST(details AS TEXT)" if name == "details" else name
     for name in (*SORTED_FIELDS, "prev_hash", "hash")
 )
-_BATCH_SQL = text(
+_BATCH_SQL = (
     f"SELECT {_COLUMNS} FROM security_event"  # noqa: S608 - fixed column names
-    " WHERE seq > :after AND seq <= :bound ORDER BY seq LIMIT :n"
+    " WHERE seq > {mark} AND seq <= {mark} ORDER BY seq LIMIT {mark}"
 )
-assert SORTED_FIELDS[3] == "details" and SORTED_FIELDS[10] == "seq" and SORTED_FIELDS[15] == "ts"  # noqa: S101
+if (SORTED_FIELDS[3], SORTED_FIELDS[10], SORTED_FIELDS[15]) != ("details", "seq", "ts"):
+    raise RuntimeError(
+        "the verify loop unpacks the canonical fields by position"
+    )  # pragma: no cover
 
 
 class Problem(StrEnum):
@@ -121,7 +126,7 @@ def write_checkpoint(session: Session, key: bytes) -> SecurityCheckpoint:
     )
     row = session.execute(stmt).one_or_none()
     if row is None:
-        _ensure_head(session)
+        ensure_head(session)
         row = session.execute(stmt).one()
     seq, hash_ = int(row[0]), str(row[1])
     if seq:
@@ -200,6 +205,8 @@ def _check_signature(key: bytes, cp: tuple[int, str, str], seq: int) -> None:
 
 
 class _Walker:
+    """One pass over the records, batch by batch, with the state that links them."""
+
     def __init__(
         self,
         session: Session,
@@ -210,79 +217,98 @@ class _Walker:
     ) -> None:
         self.session, self.cps, self.result = session, cps, result
         self.progress, self.batch_size = progress, batch_size
+        self.prev, self.expected, self.last_cp = GENESIS_HASH, 1, 0
 
     def walk(self, first: int, bound: int) -> None:
-        session, cps, result = self.session, self.cps, self.result
-        if first == 1:
-            prev = GENESIS_HASH
-        else:  # older records were archived: the checkpoint at first - 1 anchors the chain
-            first_prev = session.scalar(
+        if first > 1:  # older records were archived: the checkpoint at first - 1 anchors the chain
+            first_prev = self.session.scalar(
                 select(SecurityEvent.prev_hash).where(SecurityEvent.seq == first)
             )
-            if not any(cp[1] == first_prev for cp in cps.get(first - 1, ())):
+            if not any(cp[1] == first_prev for cp in self.cps.get(first - 1, ())):
                 raise _Bad(
                     1,
                     Problem.DELETED,
                     f"records 1–{first - 1} are missing (no checkpoint anchors seq {first})",
                 )
-            prev = str(first_prev)
-        expected = first
-        last_cp = first - 1  # a rewrite found at a checkpoint started after the previous one
-        total = bound - first + 1
-        enc, fmt, template, digest = encode_value, format_ts, CANONICAL_TEMPLATE, sha256
-        while True:
-            params = {"after": expected - 1, "bound": bound, "n": self.batch_size}
-            rows = session.execute(_BATCH_SQL, params).all()
-            if not rows:
-                break
-            # Unrolled on purpose: this loop runs once per record (a million in seconds).
-            for (
-                actor_id, actor_org, actor_role, details, method, object_id, object_type,
-                outcome, path, request_id, seq, severity, src_ip, status, tag, ts, user_agent,
-                row_prev, row_hash,
-            ) in rows:  # fmt: skip
-                if seq != expected:
-                    raise _Bad(
-                        expected, Problem.DELETED, f"records {expected}–{seq - 1} are missing"
-                    )
-                try:
-                    if ts.__class__ is str and len(ts) == 26 and ts[10] == " ":
-                        ts_text = f'"{ts[:10]}T{ts[11:23]}Z"'  # SQLite's stored format
-                    else:
-                        ts_text = f'"{fmt(ts)}"'
-                    body = template % (
-                        enc(actor_id), enc(actor_org), enc(actor_role),
-                        details if details.__class__ is str else enc(details),
-                        enc(method), enc(object_id), enc(object_type), enc(outcome), enc(path),
-                        enc(request_id), enc(seq), enc(severity), enc(src_ip), enc(status),
-                        enc(tag), ts_text, enc(user_agent),
-                    )  # fmt: skip
-                    computed: str | None = digest((row_prev + body).encode("ascii")).hexdigest()
-                except (TypeError, ValueError, AttributeError):
-                    computed = None  # unreadable content: certainly not what was hashed
-                if row_prev != prev:
-                    _diagnose_link(session, seq, row_prev, row_hash, computed)
-                if computed != row_hash:
-                    raise _Bad(
-                        seq,
-                        Problem.EDITED,
-                        "its content does not match its hash (a field was edited)",
-                    )
-                for cp_id, cp_hash, _hmac in cps.get(seq, ()):
-                    if cp_hash != row_hash:
-                        raise _Bad(
-                            last_cp + 1,
-                            Problem.REWRITTEN,
-                            f"records {last_cp + 1}–{seq} were rewritten: record {seq} no longer"
-                            f" matches checkpoint #{cp_id}",
-                        )
-                    last_cp = seq
-                prev = row_hash
-                expected += 1
-            result.records = expected - first
-            result.last_seq, result.last_hash = expected - 1, prev
-            if self.progress is not None:
-                self.progress(result.records, total)
+            self.prev = str(first_prev)
+        self.expected, self.last_cp = first, first - 1
+        # The driver's own cursor: plain tuples, no result objects, for a million rows.
+        mark = "?" if self.session.get_bind().dialect.paramstyle == "qmark" else "%s"
+        sql = _BATCH_SQL.format(mark=mark)
+        with closing(self.session.connection().connection.cursor()) as cursor:
+            while True:
+                cursor.execute(sql, (self.expected - 1, bound, self.batch_size))
+                rows = cursor.fetchall()
+                if not rows:
+                    break
+                self._check(rows)
+                self.result.records = self.expected - first
+                self.result.last_seq, self.result.last_hash = self.expected - 1, self.prev
+                if self.progress is not None:
+                    self.progress(self.result.records, bound - first + 1)
+
+    def _check(self, rows: Sequence[Any]) -> None:
+        prev, expected = self.prev, self.expected
+        cps, template, digest = self.cps, CANONICAL_TEMPLATE, sha256
+        eb, int_repr, enc, fmt = encode_basestring_ascii, int.__repr__, encode_value, format_ts
+        # Unrolled on purpose: this loop runs once per record, a million times in seconds.
+        for (
+            actor_id, actor_org, actor_role, details, method, object_id, object_type,
+            outcome, path, request_id, seq, severity, src_ip, status, tag, ts, user_agent,
+            row_prev, row_hash,
+        ) in rows:  # fmt: skip
+            if seq != expected:
+                raise _Bad(expected, Problem.DELETED, f"records {expected}–{seq - 1} are missing")
+            try:
+                if ts.__class__ is str and len(ts) == 26 and ts[10] == " ":
+                    ts_text = f'"{ts[:10]}T{ts[11:23]}Z"'  # SQLite's stored format
+                else:
+                    ts_text = f'"{fmt(ts)}"'
+                # What encode_value() gives for the types these columns hold (str or None,
+                # int for seq and status); any other type raises and marks the row as edited.
+                body = template % (
+                    "null" if actor_id is None else eb(actor_id),
+                    "null" if actor_org is None else eb(actor_org),
+                    "null" if actor_role is None else eb(actor_role),
+                    details if details.__class__ is str else enc(details),
+                    "null" if method is None else eb(method),
+                    "null" if object_id is None else eb(object_id),
+                    "null" if object_type is None else eb(object_type),
+                    eb(outcome),
+                    "null" if path is None else eb(path),
+                    "null" if request_id is None else eb(request_id),
+                    int_repr(seq),
+                    eb(severity),
+                    "null" if src_ip is None else eb(src_ip),
+                    "null" if status is None else int_repr(status),
+                    eb(tag),
+                    ts_text,
+                    "null" if user_agent is None else eb(user_agent),
+                )
+                computed: str | None = digest((row_prev + body).encode("ascii")).hexdigest()
+            except (TypeError, ValueError, AttributeError):
+                computed = None  # unreadable content: certainly not what was hashed
+            if row_prev != prev:
+                _diagnose_link(self.session, seq, row_prev, row_hash, computed)
+            if computed != row_hash:
+                raise _Bad(seq, Problem.EDITED, "its content does not match its hash (edited)")
+            if seq in cps:
+                self._at_checkpoint(seq, row_hash)
+            prev = row_hash
+            expected += 1
+        self.prev, self.expected = prev, expected
+
+    def _at_checkpoint(self, seq: int, row_hash: str) -> None:
+        for cp_id, cp_hash, _hmac in self.cps[seq]:
+            if cp_hash != row_hash:
+                since = self.last_cp + 1  # a rewrite started after the previous good checkpoint
+                raise _Bad(
+                    since,
+                    Problem.REWRITTEN,
+                    f"records {since}–{seq} were rewritten: record {seq} no longer matches"
+                    f" checkpoint #{cp_id}",
+                )
+        self.last_cp = seq
 
 
 def _diagnose_link(

@@ -28,7 +28,8 @@ from portal.models import (
     Organization,
     utcnow,
 )
-from portal.services.ingest import Ingestor, slugify
+from portal.services.events import EventTag, record_event
+from portal.services.ingest import HARVESTER, Ingestor, slugify
 from portal.storage import LocalStorage
 
 ItemCallback = Callable[[ItemResult, int], None]
@@ -130,6 +131,14 @@ def run_source(
         deadline_at=now + timedelta(seconds=settings.deadline_seconds),
     )
     session.add(job)
+    session.flush()
+    record_event(
+        session,
+        EventTag.HARVEST_RUN_START,
+        actor=HARVESTER,
+        target=source,
+        details={"job": job.id, "kind": source.kind, "dry_run": dry_run},
+    )
     session.commit()
     staging = storage.staging_dir()
     ingestor = Ingestor(session, storage, job, settings.schemas_dir, settings.reference_dir)
@@ -200,8 +209,34 @@ def run_source(
         heartbeat.stop()
         shutil.rmtree(staging, ignore_errors=True)
     job.finished_at = utcnow()
+    _record_end(session, source, job)
     session.commit()
     return job
+
+
+def _record_end(session: Session, source: HarvestSource, job: HarvestJob) -> None:
+    counts = {k: v for k, v in job.counts.items() if isinstance(v, int)}
+    if job.status is JobStatus.FAILED and job.error and job.done == 0:
+        record_event(
+            session,
+            EventTag.HARVEST_SOURCE_UNREACHABLE,
+            actor=HARVESTER,
+            target=source,
+            details={"job": job.id, "error": (job.error or "")[:500]},
+        )
+    record_event(
+        session,
+        EventTag.HARVEST_RUN_END,
+        actor=HARVESTER,
+        target=source,
+        outcome="failure" if job.status is JobStatus.FAILED else "success",
+        details={
+            "job": job.id,
+            "status": job.status.value,
+            "counts": counts,
+            "dry_run": job.dry_run,
+        },
+    )
 
 
 def withdraw_missing(

@@ -31,9 +31,12 @@ from portal.models import (
     utcnow,
 )
 from portal.services.access import Actor
+from portal.services.events import EventTag, record_event
 from portal.services.publishing import latest_version, publish_version, store_version
 from portal.storage import LocalStorage
 
+#: The actor of everything a harvest does on its own.
+HARVESTER = Actor(id="harvester")
 SCHEMA_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,99}$")
 #: Sidecar / remote metadata key → Dataset attribute, for plain text fields.
 TEXT_FIELDS = {
@@ -70,7 +73,7 @@ class Ingestor:
     job: HarvestJob
     schemas_dir: Path
     reference_dir: Path | None = None
-    actor: Actor = field(default_factory=lambda: Actor(id="harvester"))
+    actor: Actor = field(default_factory=lambda: HARVESTER)
     #: Remote ids for which a HarvestItem row has been written.
     recorded: set[str] = field(default_factory=set)
 
@@ -191,6 +194,7 @@ class Ingestor:
         report = check_table(staged.table_path, schema, reference_dir=self.reference_dir)
         if dry_run:
             return report
+        self._record_checks(resource, staged, report)
         if not report.valid:
             status = VersionStatus.QUARANTINED
         elif self.source.trusted:
@@ -211,6 +215,53 @@ class Ingestor:
         elif status is VersionStatus.IN_REVIEW and dataset.state is DatasetState.DRAFT:
             dataset.state = DatasetState.IN_REVIEW
         return report
+
+    def _record_checks(self, resource: Resource, staged: StagedFile, report: CheckReport) -> None:
+        """Security events for what the checks found: changes, schema errors, personal data."""
+        target = ("resource", resource.id)
+        last = latest_version(self.session, resource)
+        if last is not None:
+            record_event(
+                self.session,
+                EventTag.HARVEST_FILE_CHANGE,
+                actor=self.actor,
+                target=target,
+                details={
+                    "from_version": last.number,
+                    "old_size": last.size,
+                    "new_size": staged.size,
+                    "old_sha256": last.sha256[:16],
+                    "new_sha256": staged.sha256[:16],
+                },
+            )
+        if report.error_count:
+            record_event(
+                self.session,
+                EventTag.HARVEST_VALIDATION_FAILURE,
+                actor=self.actor,
+                target=target,
+                details={"errors": report.error_count, "by_type": report.error_counts},
+            )
+        for finding in report.pii:  # column, detector and count only: never a value
+            record_event(
+                self.session,
+                EventTag.HARVEST_PII_DETECT,
+                actor=self.actor,
+                target=target,
+                details={
+                    "column": finding.column,
+                    "detector": finding.detector,
+                    "count": finding.count,
+                },
+            )
+        if not report.valid:
+            record_event(
+                self.session,
+                EventTag.HARVEST_VERSION_QUARANTINE,
+                actor=self.actor,
+                target=target,
+                details={"file": staged.filename},
+            )
 
     def _apply_metadata(self, dataset: Dataset, metadata: dict[str, Any]) -> bool:
         before = _snapshot(dataset)

@@ -23,7 +23,12 @@ BAD = {"bansos-per-kelurahan-2024", "penerima-bansos-2024"}
 
 
 def _sample_slugs() -> set[str]:
-    return {p.name.removesuffix(".meta.json") for p in (ROOT / "datasets").glob("*/*.meta.json")}
+    """Samples the public catalog lists: all but internal ones (restricted ones are listed)."""
+    return {
+        p.name.removesuffix(".meta.json")
+        for p in (ROOT / "datasets").glob("*/*.meta.json")
+        if json.loads(p.read_text(encoding="utf-8")).get("access_level") != "internal"
+    }
 
 
 def test_demo_publishes_samples_and_quarantines_bad_ones(app):
@@ -70,6 +75,9 @@ def test_demo_publishes_samples_and_quarantines_bad_ones(app):
         resource = detail["resources"][0]
         assert resource["current_version"] == 1
         csv = client.get(f"/dataset/{name}/resource/{resource['id']}/download.csv")
+        if detail["access_level"] == "restricted":  # listed, but its data needs a grant
+            assert csv.status_code == 404
+            continue
         assert csv.status_code == 200
         assert (
             len(csv.data.decode("utf-8").splitlines()) == resource["versions"][0]["row_count"] + 1
@@ -119,3 +127,30 @@ def test_onedata_demo_command_serves(tmp_path):
         proc.terminate()
         output, _ = proc.communicate(timeout=30)
     assert "Harvest summary" in output
+
+
+def test_harvest_events_name_pii_columns_but_never_values(app):
+    import csv
+
+    from portal.models import SecurityEvent
+
+    with app.app_context(), db.transaction() as session:
+        names = [s.name for s in load_sample_sources(session, ROOT / "datasets")]
+    for name in names:
+        harvest(app, name)
+    with app.app_context():
+        session = db.new_session()
+        events = session.scalars(select(SecurityEvent).order_by(SecurityEvent.seq)).all()
+        session.close()
+    tags = [e.tag for e in events]
+    assert tags.count("harvest:run:start") == tags.count("harvest:run:end") == len(names)
+    pii = [e.details for e in events if e.tag == "harvest:pii:detect"]
+    assert {"nik", "no_kk"} <= {d["column"] for d in pii}
+    assert all(set(d) == {"column", "detector", "count"} for d in pii)
+    assert "harvest:version:quarantine" in tags and "harvest:validation:failure" in tags
+    dump = json.dumps([[getattr(e, c.name) for c in SecurityEvent.__table__.columns]
+                       for e in events], default=str)
+    with (ROOT / "datasets/dinsos/penerima-bansos-2024.csv").open(encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    secrets = {row[col] for row in rows for col in ("nik", "no_kk", "no_hp") if row.get(col)}
+    assert secrets and not [s for s in secrets if s in dump]

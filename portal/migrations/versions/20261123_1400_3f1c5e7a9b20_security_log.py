@@ -106,7 +106,7 @@ def upgrade() -> None:
         sa.column("hash", sa.String),
     )
     op.bulk_insert(head, [{"id": 1, "seq": 0, "hash": GENESIS_HASH}])
-    if op.get_bind().dialect.name == "postgresql":
+    if op.get_context().dialect.name == "postgresql":
         op.execute(APPEND_ONLY)
         op.execute(HEAD_FORWARD_ONLY)
         for name, (table, function) in TRIGGERS.items():
@@ -117,7 +117,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    if op.get_bind().dialect.name == "postgresql":
+    if op.get_context().dialect.name == "postgresql":
         for name, (table, _function) in TRIGGERS.items():
             op.execute(f"DROP TRIGGER IF EXISTS {name} ON {table}")
         op.execute("DROP FUNCTION IF EXISTS onedata_log_head_forward_only()")
