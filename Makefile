@@ -8,15 +8,23 @@ HOST ?= 127.0.0.1
 PORT ?= 5000
 
 .DEFAULT_GOAL := help
-.PHONY: help system venv install dev translations demo serve test lint types pytest bench messages clean
+.PHONY: help system browser venv install dev translations demo serve test lint types pytest bench messages clean
 
 help: ## Show this help
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
+APT := $(shell command -v sudo) env DEBIAN_FRONTEND=noninteractive apt-get
+
 system: ## Install missing system packages with apt-get (python3-venv)
 	@if ! $(PYTHON) -c 'import venv, ensurepip' 2>/dev/null; then \
 	  echo "Installing python3-venv with apt-get"; \
-	  $$(command -v sudo) apt-get update -qq && $$(command -v sudo) apt-get install -y -qq python3-venv python3-pip; \
+	  $(APT) update -qq && $(APT) install -y -qq python3-venv python3-pip; \
+	fi
+
+browser: ## Install Debian's chromium for the browser tests (Playwright drives it)
+	@if [ ! -x /usr/bin/chromium ]; then \
+	  echo "Installing chromium with apt-get (browser tests)"; \
+	  $(APT) update -qq && $(APT) install -y -qq chromium; \
 	fi
 
 $(BIN)/python:
@@ -58,7 +66,7 @@ lint: dev ## ruff and the import contracts
 types: dev ## mypy
 	$(BIN)/mypy
 
-pytest: dev ## The test suite (SQLite and PostgreSQL; migrations checked on both)
+pytest: dev browser ## The test suite (SQLite and PostgreSQL; migrations checked on both)
 	ONEDATA_TEST_DATABASE_URL=$${ONEDATA_TEST_DATABASE_URL:-$(PG_TEST_URL)} $(BIN)/pytest
 
 test: lint types pytest ## Everything CI runs: lint, types, migrations and tests on both databases
