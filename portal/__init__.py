@@ -34,7 +34,16 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.json.sort_keys = False  # type: ignore[attr-defined]
 
     from portal import db, errors, headers, i18n, identity, markup, storage
-    from portal.views import api, catalog, harvest
+    from portal.views import (
+        access_requests,
+        account_tokens,
+        admin,
+        api,
+        auth,
+        catalog,
+        harvest,
+        security_log,
+    )
 
     db.init_app(app)
     storage.init_app(app)
@@ -42,9 +51,14 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     markup.init_app(app)
     identity.init_app(app)
     headers.init_app(app)
+    auth.init_app(app)  # CSRF on every form; sign-in, registration, account pages
     app.register_blueprint(catalog.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(harvest.bp)
+    app.register_blueprint(account_tokens.bp)
+    app.register_blueprint(access_requests.bp)
+    app.register_blueprint(admin.bp)
+    security_log.init_app(app)  # /admin/security-log; syslog forwarding and alert rules
     errors.register(app)
     return app
 

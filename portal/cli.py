@@ -14,6 +14,7 @@ from portal import create_app, db, migrate
 from portal.cli_common import console, instance_path, with_app
 from portal.cli_harvest import harvest, print_summary, run_with_progress, worker
 from portal.cli_security import security
+from portal.cli_users import users
 
 
 @click.group(help="One Data portal of Kota Pontianak.")
@@ -42,17 +43,27 @@ def _init() -> Flask:
 @click.option("--no-serve", is_flag=True, help="Stop after harvesting.")
 def demo(host: str, port: int, no_serve: bool) -> None:
     from portal.demo import load_sample_sources
+    from portal.demo_accounts import create_demo_accounts
 
     app = _init()
     with app.app_context():
         with db.transaction() as session:
             sources = load_sample_sources(session, Path(app.config["DATASETS_PATH"]))
             names = [s.name for s in sources]
+            demo_accounts = create_demo_accounts(session, [s.organization for s in sources])
         console.print(
             f"Harvesting {len(names)} sample sources from {app.config['DATASETS_PATH']} …"
         )
     jobs = run_with_progress(app, names, dry_run=False)
     print_summary(jobs)
+    if demo_accounts:
+        console.print(
+            "\nDemo accounts, shown only this once (stewards and admins set up two-factor "
+            "sign-in when they first sign in):"
+        )
+        for username, role, password in demo_accounts:
+            line = f"  {role.value:<9} {username:<22} {password}"
+            console.print(line, markup=False, highlight=False)
     if not no_serve:
         console.print(f"\nServing on [bold]http://{host}:{port}[/bold]  (Ctrl+C to stop)")
         app.run(host=host, port=port, debug=False, use_reloader=False)
@@ -124,6 +135,7 @@ def _decide(dataset: str, *, approve: bool, text: str) -> None:
 
 main.add_command(harvest)
 main.add_command(worker)
+main.add_command(users)
 main.add_command(security)
 
 

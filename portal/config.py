@@ -25,12 +25,13 @@ SETTINGS: dict[str, tuple[Any, str]] = {
         None,
         "Where version files live: a folder path or file:// URL (default: <instance>/storage).",
     ),
-    "REDIS_URL": (None, "Redis for rate limits and the harvest queue (optional; not used yet)."),
+    "REDIS_URL": (None, "Redis for the harvest queue (RQ) and shared login throttling (optional)."),
     "DATASETS_PATH": (
         None,
         "Folder of sample OPD sources that `onedata demo` harvests (default: ./datasets).",
     ),
     "SCHEMAS_PATH": (None, "Folder of Table Schemas (default: ./schemas)."),
+    "BASE_URL": (None, "Public address of the portal, used in e-mailed links."),
     "DEFAULT_LOCALE": (
         "id",
         "Language of the public pages when the visitor has not chosen one (id or en).",
@@ -53,6 +54,25 @@ SETTINGS: dict[str, tuple[Any, str]] = {
         None,
         "Key (at least 32 characters) that signs security-log checkpoints; set it only for the"
         " `onedata security` commands, never for the web server, and never equal to SECRET_KEY.",
+    ),
+    "LOG_RETENTION_DAYS": (
+        365,
+        "Days security-log records stay online; `onedata security archive` moves older ones to a"
+        " gzip JSON Lines file.",
+    ),
+    "SYSLOG_URL": (
+        None,
+        "Forward every security-log record to a syslog server, udp://host:514 or tcp://host:601"
+        " (RFC 5424); unset: no forwarding.",
+    ),
+    "ALERT_LOGIN_FAILURES": (
+        10,
+        "Failed logins for one account or from one address that raise a security alert.",
+    ),
+    "ALERT_WINDOW_MINUTES": (
+        15,
+        "Window of the failed-login alert, and the least time between two alerts of one rule"
+        " about one subject.",
     ),
     "HARVEST_ALLOW_HOSTS": (
         "",

@@ -17,6 +17,11 @@ DATASETS = ROOT / "datasets"
 REFERENCE = ROOT / "schemas" / "reference" / "wilayah_pontianak.csv"
 BROKEN = "dinsos/bansos-per-kelurahan-2024"
 PERSONAL = "dinsos/penerima-bansos-2024"
+#: The samples that show the access levels working; every other sample is public.
+ACCESS_LEVELS = {
+    "dinkes/kunjungan-puskesmas-2024": "restricted",
+    "disdukcapil/rekap-perekaman-ktp-el-2024": "internal",
+}
 SIDECAR_KEYS = {
     "title",
     "description",
@@ -81,7 +86,8 @@ def test_layout() -> None:
         assert org["url"].startswith("https://") and org["url"].endswith(".pontianak.go.id")
     folders = {p.name for p in DATASETS.iterdir() if p.is_dir()}
     assert folders <= names and len(folders) == 6
-    assert len(VALID) == 6 and BROKEN in SAMPLES and PERSONAL in SAMPLES
+    assert len(VALID) == 8 and BROKEN in SAMPLES and PERSONAL in SAMPLES
+    assert set(ACCESS_LEVELS) <= set(VALID)
     assert data_file("disdikbud/daftar-sekolah-2024").suffix == ".xlsx"
 
 
@@ -90,7 +96,8 @@ def test_sidecar_is_well_formed(sample: str) -> None:
     meta = sidecar(sample)
     assert set(meta) == SIDECAR_KEYS
     assert meta["frequency"] in FREQUENCIES
-    assert meta["license"] == "CC-BY-4.0" and meta["access_level"] == "public"
+    assert meta["license"] == "CC-BY-4.0"
+    assert meta["access_level"] == ACCESS_LEVELS.get(sample, "public")
     assert meta["coverage_code"] == "61.71"
     assert isinstance(meta["tags"], list) and all(isinstance(t, str) for t in meta["tags"])
     assert all(isinstance(meta[k], str) and meta[k] for k in SIDECAR_KEYS - {"tags"})

@@ -79,6 +79,12 @@ from portal.models.harvest import (  # noqa: E402
     HarvestSource,
     JobStatus,
 )
+from portal.models.oauth import (  # noqa: E402
+    OAuth2AuthorizationCode,
+    OAuth2Client,
+    OAuth2Token,
+)
+from portal.models.throttle import ThrottleHit  # noqa: E402
 
 __all__ = [
     "AccessLevel",
@@ -94,6 +100,9 @@ __all__ = [
     "HarvestJob",
     "HarvestSource",
     "JobStatus",
+    "OAuth2AuthorizationCode",
+    "OAuth2Client",
+    "OAuth2Token",
     "Organization",
     "PasswordReset",
     "RequestStatus",
@@ -103,6 +112,7 @@ __all__ = [
     "SecurityEvent",
     "SecurityLogHead",
     "Tag",
+    "ThrottleHit",
     "User",
     "Version",
     "VersionStatus",

@@ -49,6 +49,12 @@ __all__ = [
 class EventTag(StrEnum):
     """``<area>:<subject>:<action>``, kept in alphabetical order; :data:`TAG_DOCS` explains each."""
 
+    ACCESS_GRANT_REVOKE = "access:grant:revoke"
+    ACCESS_REQUEST_CREATE = "access:request:create"
+    ACCESS_REQUEST_GRANT = "access:request:grant"
+    ACCESS_REQUEST_REFUSE = "access:request:refuse"
+    ADMIN_ORGANIZATION_CREATE = "admin:organization:create"
+    ADMIN_ORGANIZATION_UPDATE = "admin:organization:update"
     ALERT_RULE_RAISE = "alert:rule:raise"
     AUTH_2FA_FAILURE = "auth:2fa:failure"
     AUTH_2FA_SUCCESS = "auth:2fa:success"
@@ -94,6 +100,12 @@ class EventTag(StrEnum):
 T = EventTag
 #: One line per tag: what happened, and what ``details`` holds. README lists these.
 TAG_DOCS: dict[EventTag, str] = {
+    T.ACCESS_GRANT_REVOKE: "A steward ended a user's access grant before its expiry.",
+    T.ACCESS_REQUEST_CREATE: "A user asked for access to a restricted dataset (never the purpose).",
+    T.ACCESS_REQUEST_GRANT: "A steward granted an access request (dataset, user, expiry).",
+    T.ACCESS_REQUEST_REFUSE: "A steward refused an access request (with a reason).",
+    T.ADMIN_ORGANIZATION_CREATE: "An OPD was created.",
+    T.ADMIN_ORGANIZATION_UPDATE: "An OPD's title, description or web site changed.",
     T.ALERT_RULE_RAISE: "An alert rule fired and admins were notified (rule, count, window).",
     T.AUTH_2FA_FAILURE: "A wrong or expired second-factor code was entered.",
     T.AUTH_2FA_SUCCESS: "A second-factor code was accepted.",

@@ -16,6 +16,7 @@ from portal import datastore
 from portal.db import get_session
 from portal.errors import NotFound
 from portal.services import catalog
+from portal.services.access import Permission, can
 from portal.storage import get_storage
 from portal.views import current_actor
 
@@ -48,11 +49,13 @@ def dataset_list() -> str:
 @bp.get("/dataset/<name>")
 def dataset_page(name: str) -> str:
     dataset = catalog.get_dataset(get_session(), current_actor(), name)
+    # a restricted dataset's page is public, its rows are not: no preview without the right
+    readable = can(current_actor(), Permission.CATALOG_DATASET_DOWNLOAD, dataset)
     storage = get_storage()
     previews = {}
     for resource in dataset.resources:
         version = resource.current_version
-        if version is not None and version.rows_key:
+        if readable and version is not None and version.rows_key:
             previews[resource.id] = datastore.preview(
                 storage.path(version.rows_key), current_app.config["PREVIEW_ROWS"]
             )
@@ -60,6 +63,7 @@ def dataset_page(name: str) -> str:
         "dataset.html",
         dataset=dataset,
         previews=previews,
+        readable=readable,
         public_versions=catalog.public_versions,
     )
 

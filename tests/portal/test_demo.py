@@ -127,6 +127,8 @@ def test_onedata_demo_command_serves(tmp_path):
         proc.terminate()
         output, _ = proc.communicate(timeout=30)
     assert "Harvest summary" in output
+    for username in ("walidata", "admin", "produsen-disdukcapil"):
+        assert username in output  # the demo accounts, printed once
 
 
 def test_harvest_events_name_pii_columns_but_never_values(app):

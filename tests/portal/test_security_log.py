@@ -600,7 +600,11 @@ def test_cli_verify_checkpoint_and_exit_codes(app, cli, tmp_path):
     result = cli("checkpoint")
     assert result.exit_code == 1 and "Not signing" in result.output
     with app.app_context(), db.transaction() as session:
-        last = session.scalars(select(SecurityEvent).order_by(SecurityEvent.seq.desc())).first()
+        last = session.scalars(  # the last verification result (an alert may follow it)
+            select(SecurityEvent)
+            .where(SecurityEvent.tag.startswith("log:integrity:"))
+            .order_by(SecurityEvent.seq.desc())
+        ).first()
         assert last is not None and last.tag == EventTag.LOG_INTEGRITY_FAILURE
         assert last.details["first_bad_seq"] == 7 and last.severity == "critical"
 
