@@ -8,7 +8,7 @@ its own cell readers decide every type and constraint. What changes is how often
   value and column** (a bounded cache), not once per cell: a million-row penduduk file has a
   few thousand distinct cells;
 * unique, primary and foreign keys are checked per chunk. Keys seen so far are kept as 64-bit
-  hashes of the typed values with their last row, in sorted numpy arrays (16 bytes a key
+  hashes of the typed values with their last row, in sorted numpy arrays (12 bytes a key
   instead of a dict of tuples), so memory stays nearly flat;
 * only a row with something to report goes through frictionless's ``Row``, with the lookups of
   ``TableResource.row_stream`` in the same order, so the errors are the same objects, notes and
@@ -34,7 +34,7 @@ import re
 import warnings
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
@@ -79,7 +79,7 @@ class RowSink(Protocol):
     def start(self, columns: list[Column]) -> None:
         """The table's columns, before any row."""
 
-    def add(self, rows: list[list[Any]]) -> None:
+    def add(self, rows: list[tuple[Any, ...]]) -> None:
         """The next rows, in file order."""
 
     def done(self) -> None:
@@ -125,6 +125,9 @@ def fast_check(
         :func:`tables.read_typed_rows`); its ``done()`` is called only when it got every row.
     :param chunk_rows: rows per chunk.
     :returns: ``None`` when the file must be checked by frictionless itself (see module doc).
+
+    Opening the file records warnings, which is process-global: concurrent callers hold
+    ``harvesters.checks.WARNINGS_LOCK``, as ``check_table`` does.
     """
     resource = _open(path, schema, references)
     if resource is None:
@@ -162,7 +165,7 @@ def typed_chunks(
         {k: v for k, v in spec.items() if k != "constraints"} for spec in schema.get("fields") or []
     ]
     kept = {k: v for k, v in schema.items() if k not in ("foreignKeys", "primaryKey", "fields")}
-    resource = _open(path, {**kept, "fields": fields}, ())
+    resource = _open(path, {**kept, "fields": fields}, (), quiet=False)
     if resource is None:
         return None
     expected = resource.header.get_expected_fields()
@@ -229,10 +232,17 @@ def _typed(
 
 
 def _open(
-    path: Path, schema: Schema | dict[str, Any], references: Sequence[Resource]
+    path: Path,
+    schema: Schema | dict[str, Any],
+    references: Sequence[Resource],
+    *,
+    quiet: bool = True,
 ) -> TableResource | None:
     """Let frictionless open the file (detection, header, lookups), then close it again.
 
+    :param quiet: require that opening raised no warning (check_table reports warnings as
+        issues; the fast path does not reproduce them). ``catch_warnings`` is process-global:
+        call it under ``checks.WARNINGS_LOCK``.
     :returns: ``None`` when only frictionless can read this file.
     """
     try:
@@ -246,8 +256,9 @@ def _open(
         return None
     if references:
         Package(resources=[resource, *references])
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
+    with warnings.catch_warnings(record=True) if quiet else nullcontext() as caught:
+        if quiet:
+            warnings.simplefilter("always")
         try:
             resource.to_descriptor(validate=True)
             resource.open()  # type: ignore[no-untyped-call]
@@ -256,7 +267,7 @@ def _open(
         finally:
             resource.close()
     plain = resource.scheme == "file" and not resource.compression and not resource.multipart
-    noisy = any(not issubclass(w.category, DeprecationWarning) for w in caught)
+    noisy = any(not issubclass(w.category, DeprecationWarning) for w in caught or ())
     empty = not (resource.labels or resource.fragment)
     if not plain or noisy or empty or not resource.dialect.header_case:
         return None
@@ -328,9 +339,10 @@ class _KeyMemory:
     MERGE_AT = 1 << 16
 
     def __init__(self) -> None:
-        empty = np.empty(0, dtype=np.int64)
-        self.big: tuple[np.ndarray, np.ndarray] = (empty, empty)
-        self.small: tuple[np.ndarray, np.ndarray] = (empty, empty)
+        # Row numbers fit 32 bits: 12 bytes a key.
+        empty = (np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int32))
+        self.big: tuple[np.ndarray, np.ndarray] = empty
+        self.small: tuple[np.ndarray, np.ndarray] = empty
 
     def add(self, hashes: np.ndarray, rows: np.ndarray) -> np.ndarray:
         """For each key (rows ascending), the row where it was last seen before, or 0."""
@@ -366,13 +378,15 @@ def _lookup(table: tuple[np.ndarray, np.ndarray], keys: np.ndarray) -> tuple[np.
 def _upsert(
     table: tuple[np.ndarray, np.ndarray], keys: np.ndarray, rows: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """``table`` with the distinct sorted ``keys`` set to ``rows`` (updated or inserted)."""
+    """``table`` with the distinct sorted ``keys`` set to ``rows`` (updated or inserted).
+
+    Updates are made in place; only the insertion copies the arrays.
+    """
     stored, values = table
     pos = np.searchsorted(stored, keys)
     found = np.zeros(len(keys), dtype=bool)
     if len(stored):
         found = stored[np.minimum(pos, len(stored) - 1)] == keys
-    values = values.copy()
     values[pos[found]] = rows[found]
     new = ~found
     return np.insert(stored, pos[new], keys[new]), np.insert(values, pos[new], rows[new])
@@ -519,22 +533,18 @@ class _Checker:
             self._replay(rows[i], numbers[i], events.get(i, {}))
         self.nullable.clear()
         if self.rows is not None:
-            self.rows.add(self._plain_rows(rows, columns))
+            self.rows.add(self._plain_rows(columns))
 
-    def _plain_rows(self, rows: list[list[Any]], columns: list[list[Any]]) -> list[list[Any]]:
-        """The chunk's rows as ``read_typed_rows`` gives them (after the replay: in place)."""
-        width = len(columns)
-        if set(map(len, rows)) != {width}:
-            pad = [None] * width
-            rows = [(cells + pad)[:width] for cells in rows]
+    def _plain_rows(self, columns: list[list[Any]]) -> list[tuple[Any, ...]]:
+        """The chunk's rows as ``read_typed_rows`` gives them (missing cells ``None``)."""
+        plain_columns = []
         for j, column in enumerate(columns):
-            cache = self.caches[j]
-            if cache.identity and self.converts[j] is tables._to_str:
-                continue
-            plain = cache.plain(column, self.converts[j])
-            for cells, value in zip(rows, map(plain.__getitem__, column), strict=True):
-                cells[j] = value
-        return rows
+            cache, convert = self.caches[j], self.converts[j]
+            if cache.identity and convert is tables._to_str:
+                plain_columns.append(column)
+            else:
+                plain_columns.append(list(map(cache.plain(column, convert).__getitem__, column)))
+        return list(zip(*plain_columns, strict=True))
 
     def _scan_raw(
         self, numbers: Sequence[int], rows: list[list[Any]], columns: list[list[Any]], widest: int

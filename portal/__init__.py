@@ -33,7 +33,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = 16 * 1024 * 1024
     app.json.sort_keys = False  # type: ignore[attr-defined]
 
-    from portal import db, errors, headers, i18n, identity, markup, storage
+    from portal import db, errors, headers, i18n, identity, markup, oauth, storage
     from portal.views import (
         access_requests,
         account_tokens,
@@ -42,6 +42,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         auth,
         catalog,
         harvest,
+        oidc,
         security_log,
     )
 
@@ -52,6 +53,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     identity.init_app(app)
     headers.init_app(app)
     auth.init_app(app)  # CSRF on every form; sign-in, registration, account pages
+    oauth.init_app(app)  # OAuth 2 provider: /oauth/*, bearer tokens on every endpoint
+    oidc.init_app(app)  # optional sign-in through the city's identity provider
     app.register_blueprint(catalog.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(harvest.bp)

@@ -240,7 +240,7 @@ def _pending_user(stage: str) -> tuple[User, str | None] | None:
     return user, safe_next(state.get("next"))
 
 
-def _after_password(user: User, next_url: str | None) -> BaseResponse:
+def after_password(user: User, next_url: str | None) -> BaseResponse:
     if user.totp_enabled:
         _set_pending(user, "verify", next_url)
         return redirect(url_for("auth.second_factor"))
@@ -276,7 +276,7 @@ def login() -> BaseResponse | tuple[str, int]:
             else:
                 error = _("Wrong username or password.")
         else:
-            return _after_password(user, next_url)
+            return after_password(user, next_url)
     return render_template("auth/login.html", form=form, error=error, next=next_url), 200
 
 

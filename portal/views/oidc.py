@@ -106,7 +106,7 @@ def callback() -> Any:
         # TOTP enrolment); it starts the session and logs the sign-in.
         from portal.views import auth
 
-        return auth._after_password(outcome.user, target)
+        return auth.after_password(outcome.user, target)
     identity.login(outcome.user, two_factor_done=outcome.two_factor_done)
     oidc.record_login(get_session(), outcome, request=request_info())
     return redirect(target or url_for("catalog.home"))
