@@ -191,6 +191,22 @@ def to_login() -> BaseResponse:
     return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
 
 
+def enrol_page(
+    form: Any, error: str | None, user: User, *, action: str, mandatory: bool
+) -> tuple[str, int]:
+    """The TOTP enrolment page: QR code (inline SVG, no script) and the key as text."""
+    page = render_template(
+        "auth/enrol.html",
+        form=form,
+        error=error,
+        qr=qr_svg(two_factor.provisioning_uri(user)),
+        secret=user.totp_secret,
+        action=action,
+        mandatory=mandatory,
+    )
+    return page, 200
+
+
 def qr_svg(uri: str) -> Markup:
     """The QR code of ``uri`` as inline SVG, drawn on the server (no script, no image request)."""
     import segno
@@ -350,18 +366,7 @@ def enrol() -> BaseResponse | tuple[str, int]:
                 "auth/recovery_codes.html", codes=codes, next=next_url or url_for("catalog.home")
             )
             return page, 200
-    return (
-        render_template(
-            "auth/enrol.html",
-            form=form,
-            error=error,
-            qr=qr_svg(two_factor.provisioning_uri(user)),
-            secret=user.totp_secret,
-            action=url_for("auth.enrol"),
-            mandatory=True,
-        ),
-        200,
-    )
+    return enrol_page(form, error, user, action=url_for("auth.enrol"), mandatory=True)
 
 
 @bp.post("/logout")

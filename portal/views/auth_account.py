@@ -22,9 +22,9 @@ from portal.views.auth import (
     bp,
     browser_user,
     count_attempt,
+    enrol_page,
     finish_sign_in,
     info,
-    qr_svg,
     throttle,
     to_login,
     too_many,
@@ -257,18 +257,7 @@ def totp_setup() -> Page:
                 "auth/recovery_codes.html", codes=codes, next=url_for("auth.account")
             )
             return page, 200
-    return (
-        render_template(
-            "auth/enrol.html",
-            form=form,
-            error=error,
-            qr=qr_svg(two_factor.provisioning_uri(user)),
-            secret=user.totp_secret,
-            action=url_for("auth.totp_setup"),
-            mandatory=False,
-        ),
-        200,
-    )
+    return enrol_page(form, error, user, action=url_for("auth.totp_setup"), mandatory=False)
 
 
 @bp.post("/account/2fa/disable")
