@@ -20,10 +20,10 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from frictionless import Error, FrictionlessException, Package, Row, Schema
+from frictionless import Error, FrictionlessException, Package, Resource, Row, Schema
 from frictionless.resources import TableResource
 
-from harvesters import reference
+from harvesters import fastcheck, reference
 from harvesters.pii import REDACTED, PiiFinding, PiiScanner, mask_sensitive
 from harvesters.tables import open_resource
 
@@ -165,13 +165,19 @@ def load_schema(name_or_path: str | Path, schemas_dir: Path | None = None) -> di
 
 
 def check_table(
-    path: Path, schema: dict[str, Any] | None, *, reference_dir: Path | None = None
+    path: Path,
+    schema: dict[str, Any] | None,
+    *,
+    reference_dir: Path | None = None,
+    rows: fastcheck.RowSink | None = None,
 ) -> CheckReport:
     """Validate a CSV/XLSX table against a Table Schema and scan it for personal data.
 
     :param path: the table file (format from its extension, encoding detected).
     :param schema: a Table Schema descriptor, or ``None`` to infer one from the data.
     :param reference_dir: folder of the reference lists; defaults to ``schemas/reference``.
+    :param rows: receives the typed rows in the same pass when the bulk path reads the file
+        (``rows.done()`` then says every row came); otherwise it gets nothing or a part.
     :raises FileNotFoundError: when the schema needs a reference list whose file is missing.
     """
     ref_dir = reference_dir or reference.DEFAULT_REFERENCE_DIR
@@ -195,46 +201,14 @@ def check_table(
         issues += [_issue(error, redact=False) for error in exc.to_errors()]
         return CheckReport(0, issues, [], schema)
 
-    try:
-        resource = open_resource(path, table_schema, name=_TABLE)
-    except OSError as exc:
-        issues.append(_unopenable(exc))
-        return CheckReport(0, issues, [], schema)
-    if not isinstance(resource, TableResource):
-        issues.append(CheckIssue("format-error", _NOT_A_TABLE))
-        return CheckReport(0, issues, [], schema)
-    scanner = PiiScanner()
-    row_count = 0
-    binary_rows: list[int] = []
-
-    def on_row(row: Row) -> None:
-        nonlocal row_count
-        row_count += 1
-        scanner.add_row(row.cells)
-        if _BINARY.search("".join(c for c in row.cells if isinstance(c, str))):
-            binary_rows.append(row.row_number)
-
-    errors: list[Error] = []
-    labels: list[str] = []
-    notes: list[str] = []
-    # Hostile files make the parsers (csv, openpyxl, zipfile, codecs) raise or warn in any way;
-    # both become issues. catch_warnings is process-global, so concurrent checks (harvest
-    # threads) take turns here rather than restore each other's filters.
-    with WARNINGS_LOCK, warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
-            if extra_resources:  # the package is what lets frictionless resolve the references
-                Package(resources=[resource, *extra_resources])
-            report = resource.validate(limit_errors=0, on_row=on_row)
-        except Exception as exc:
-            issues.append(_unreadable(exc))
-        else:
-            errors = list(report.errors)
-            for task in report.tasks:
-                errors += task.errors
-                labels = list(task.labels)
-                notes += task.warnings
-    notes += [str(w.message) for w in caught if not issubclass(w.category, DeprecationWarning)]
+    checked = _fast_validate(path, table_schema, extra_resources, rows) or _validate(
+        path, table_schema, extra_resources
+    )
+    if isinstance(checked, CheckIssue):
+        return CheckReport(0, [*issues, checked], [], schema)
+    issues += checked.problems
+    row_count, binary_rows, labels = checked.row_count, checked.binary_rows, checked.labels
+    errors, notes, scanner = checked.errors, checked.notes, checked.scanner
 
     if binary_rows or _BINARY.search("".join(labels)):
         issues.append(_binary_issue(binary_rows))
@@ -248,6 +222,82 @@ def check_table(
     if findings and was_inferred:
         schema = _redacted_fields(schema)
     return CheckReport(row_count, issues, findings, schema)
+
+
+@dataclass
+class _Validation:
+    """One pass over the rows: frictionless's errors and what the row scans found."""
+
+    row_count: int
+    errors: list[Error]
+    labels: list[str]
+    notes: list[str]
+    binary_rows: list[int]
+    scanner: PiiScanner
+    problems: list[CheckIssue] = field(default_factory=list)
+
+
+def _fast_validate(
+    path: Path,
+    table_schema: Schema,
+    extra_resources: list[Resource],
+    rows: fastcheck.RowSink | None,
+) -> _Validation | None:
+    """The bulk path for plain CSV files; ``None`` when frictionless must read the file."""
+    scanner = PiiScanner()
+    with WARNINGS_LOCK:
+        fast = fastcheck.fast_check(
+            path,
+            table_schema,
+            references=extra_resources,
+            on_values=scanner.add_counts,
+            flag=_BINARY,
+            rows=rows,
+        )
+    if fast is None:
+        return None
+    return _Validation(fast.row_count, fast.errors, fast.labels, [], fast.flagged_rows, scanner)
+
+
+def _validate(
+    path: Path, table_schema: Schema, extra_resources: list[Resource]
+) -> _Validation | CheckIssue:
+    """Frictionless's own row stream; a file that cannot be opened as a table is one issue."""
+    try:
+        resource = open_resource(path, table_schema, name=_TABLE)
+    except OSError as exc:
+        return _unopenable(exc)
+    if not isinstance(resource, TableResource):
+        return CheckIssue("format-error", _NOT_A_TABLE)
+    checked = _Validation(0, [], [], [], [], PiiScanner())
+
+    def on_row(row: Row) -> None:
+        checked.row_count += 1
+        checked.scanner.add_row(row.cells)
+        if _BINARY.search("".join(c for c in row.cells if isinstance(c, str))):
+            checked.binary_rows.append(row.row_number)
+
+    # Hostile files make the parsers (csv, openpyxl, zipfile, codecs) raise or warn in any way;
+    # both become issues. catch_warnings is process-global, so concurrent checks (harvest
+    # threads) take turns here rather than restore each other's filters.
+    with WARNINGS_LOCK, warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            if extra_resources:  # the package is what lets frictionless resolve the references
+                Package(resources=[resource, *extra_resources])
+            report = resource.validate(limit_errors=0, on_row=on_row)
+        except Exception as exc:
+            checked.problems.append(_unreadable(exc))
+        else:
+            checked.errors = list(report.errors)
+            for task in report.tasks:
+                checked.errors += task.errors
+                checked.labels = list(task.labels)
+                checked.notes += task.warnings
+    checked.notes += [
+        str(w.message) for w in caught if not issubclass(w.category, DeprecationWarning)
+    ]
+    return checked
 
 
 def _infer_schema(path: Path) -> tuple[dict[str, Any] | None, list[CheckIssue]]:

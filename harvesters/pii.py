@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from stdnum import numdb
@@ -301,33 +301,54 @@ class PiiScanner:
         :param cells: raw cell values in file order.
         """
         for index, value in enumerate(cells):
-            text = value.strip() if type(value) is str else _cell_text(value)
-            if not text:
-                continue
-            stats = self._stats.get(index) or self._stats.setdefault(index, _Stats())
-            stats.non_empty += 1
-            if "@" in text and _personal_emails(text):
-                stats.email += 1
-            # Fast path: every identifier has at least 9 digits.
-            if len(text) < 9 or len(_NON_DIGITS.sub("", text)) < 9:
-                continue
-            if _NPWP_DOTTED.search(text):
-                stats.npwp_dotted += 1
-            hit_phone = False
-            for token in _number_tokens(text):
-                digits = token.lstrip("+")
-                hit_phone = hit_phone or _MOBILE.match(token) is not None
-                if len(digits) == 16:
-                    stats.digits16 += 1
-                    stats.nik += is_nik(digits)
-                    stats.kk += is_no_kk(digits)
-                elif len(digits) == 15:
-                    stats.digits15 += 1
-                    stats.npwp += stdnum_npwp.is_valid(digits)  # pre-2024 format, Luhn check
-                elif len(digits) == 18:
-                    stats.digits18 += 1
-                    stats.nip += is_nip(digits)
-            stats.phone += hit_phone
+            self.add_cell(index, value)
+
+    def add_counts(self, index: int, counts: Mapping[str, int]) -> None:
+        """Count the detector hits of many cells of one column, each distinct value once.
+
+        The same totals as :meth:`add_row` over the rows holding these cells; a bulk reader
+        (:func:`harvesters.fastcheck.fast_check`) passes the counts of a chunk of rows.
+
+        :param index: the column position.
+        :param counts: raw cell value → number of cells holding it.
+        """
+        for value, times in counts.items():
+            self.add_cell(index, value, times)
+
+    def add_cell(self, index: int, value: object, times: int = 1) -> None:
+        """Count the detector hits of ``times`` cells holding ``value`` in column ``index``.
+
+        :param index: the column position.
+        :param value: the raw cell value.
+        :param times: how many cells hold it.
+        """
+        text = value.strip() if type(value) is str else _cell_text(value)
+        if not text:
+            return
+        stats = self._stats.get(index) or self._stats.setdefault(index, _Stats())
+        stats.non_empty += times
+        if "@" in text and _personal_emails(text):
+            stats.email += times
+        # Fast path: every identifier has at least 9 digits.
+        if len(text) < 9 or len(_NON_DIGITS.sub("", text)) < 9:
+            return
+        if _NPWP_DOTTED.search(text):
+            stats.npwp_dotted += times
+        hit_phone = False
+        for token in _number_tokens(text):
+            digits = token.lstrip("+")
+            hit_phone = hit_phone or _MOBILE.match(token) is not None
+            if len(digits) == 16:
+                stats.digits16 += times
+                stats.nik += is_nik(digits) * times
+                stats.kk += is_no_kk(digits) * times
+            elif len(digits) == 15:
+                stats.digits15 += times
+                stats.npwp += stdnum_npwp.is_valid(digits) * times  # pre-2024 format, Luhn check
+            elif len(digits) == 18:
+                stats.digits18 += times
+                stats.nip += is_nip(digits) * times
+        stats.phone += hit_phone * times
 
     def findings(self, labels: Sequence[str]) -> list[PiiFinding]:
         """Decide which columns hold personal data.

@@ -12,11 +12,13 @@ import io
 import os
 import sqlite3
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import closing
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
+from harvesters.fastcheck import typed_chunks
 from harvesters.tables import Column, read_typed_rows
 
 SQL_TYPES = {
@@ -39,23 +41,48 @@ def build_rows_file(source: Path, schema: dict[str, Any], target: Path) -> int:
 
     :returns: the number of rows written.
     """
-    columns, rows = read_typed_rows(source, schema)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix=".sqlite")
-    os.close(fd)
+    fast = typed_chunks(source, schema, chunk_rows=BATCH)
+    if fast is None:
+        columns, rows = read_typed_rows(source, schema)
+        chunks: Iterable[Sequence[Sequence[Any]]] = _batched(rows)
+    else:
+        columns, chunks = fast
+    writer = RowsWriter(target)
     try:
-        count = _write(Path(tmp), columns, rows)
-        os.chmod(tmp, 0o444)
-        os.replace(tmp, target)
+        writer.start(columns)
+        for chunk in chunks:
+            writer.add(chunk)
+        writer.done()
+        return writer.finish()
     finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return count
+        writer.discard()
 
 
-def _write(path: Path, columns: list[Column], rows: Iterator[tuple[Any, ...]]) -> int:
-    conn = sqlite3.connect(path)
-    try:
+class RowsWriter:
+    """A rows file filled chunk by chunk, e.g. while the checks read the table.
+
+    It is a :class:`harvesters.fastcheck.RowSink`: ``check_table(..., rows=writer)`` fills it in
+    the same pass when it can. It is written next to ``target`` under a temporary name;
+    :meth:`finish` indexes it and renames it into place, :meth:`discard` removes it.
+    """
+
+    def __init__(self, target: Path) -> None:
+        self.target = target
+        #: Every row of the table was added.
+        self.complete = False
+        self.count = 0
+        self._tmp: Path | None = None
+        self._conn: sqlite3.Connection | None = None
+        self._columns: list[Column] = []
+        self._insert = ""
+
+    def start(self, columns: list[Column]) -> None:
+        """Create the file and its tables for ``columns``."""
+        self.target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=self.target.parent, prefix=".tmp-", suffix=".sqlite")
+        os.close(fd)
+        self._tmp, self._columns = Path(tmp), columns
+        self._conn = conn = sqlite3.connect(tmp)
         conn.execute("PRAGMA journal_mode=OFF")
         conn.execute("PRAGMA synchronous=OFF")
         defs = ", ".join(f"{quote(c.name)} {SQL_TYPES.get(c.type, 'TEXT')}" for c in columns)
@@ -65,25 +92,52 @@ def _write(path: Path, columns: list[Column], rows: Iterator[tuple[Any, ...]]) -
             "INSERT INTO columns VALUES (?, ?, ?)",
             [(i, c.name, c.type) for i, c in enumerate(columns)],
         )
+        names = ", ".join(quote(c.name) for c in columns)
         marks = ", ".join("?" for _ in columns)
-        insert = f"INSERT INTO rows ({', '.join(quote(c.name) for c in columns)}) VALUES ({marks})"  # noqa: S608
-        count = 0
-        batch: list[tuple[Any, ...]] = []
-        for row in rows:
-            batch.append(row)
-            if len(batch) >= BATCH:
-                conn.executemany(insert, batch)
-                count += len(batch)
-                batch.clear()
-        conn.executemany(insert, batch)
-        count += len(batch)
-        for i, column in enumerate(columns[:MAX_INDEXED_COLUMNS]):
-            conn.execute(f"CREATE INDEX ix_{i} ON rows ({quote(column.name)})")
-        conn.commit()
-        conn.execute("VACUUM")
-    finally:
-        conn.close()
-    return count
+        self._insert = f"INSERT INTO rows ({names}) VALUES ({marks})"  # noqa: S608
+
+    def add(self, rows: Sequence[Sequence[Any]]) -> None:
+        """Append rows, in file order."""
+        if self._conn is None:
+            raise RuntimeError("RowsWriter.start() was not called")
+        self._conn.executemany(self._insert, rows)
+        self.count += len(rows)
+
+    def done(self) -> None:
+        """Every row has been added."""
+        self.complete = True
+
+    def finish(self) -> int:
+        """Index the rows, then move the read-only file to ``target``.
+
+        :returns: the number of rows.
+        :raises RuntimeError: when not every row was added.
+        """
+        if self._conn is None or self._tmp is None or not self.complete:
+            raise RuntimeError("the rows file is incomplete")
+        for i, column in enumerate(self._columns[:MAX_INDEXED_COLUMNS]):
+            self._conn.execute(f"CREATE INDEX ix_{i} ON rows ({quote(column.name)})")
+        self._conn.commit()
+        self._conn.close()
+        self._conn = None
+        os.chmod(self._tmp, 0o444)
+        os.replace(self._tmp, self.target)
+        self._tmp = None
+        return self.count
+
+    def discard(self) -> None:
+        """Remove the unfinished file, if any (no-op after :meth:`finish`)."""
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+        if self._tmp is not None:
+            self._tmp.unlink(missing_ok=True)
+            self._tmp = None
+
+
+def _batched(rows: Iterator[tuple[Any, ...]]) -> Iterator[list[tuple[Any, ...]]]:
+    while batch := list(islice(rows, BATCH)):
+        yield batch
 
 
 def connect(path: Path) -> sqlite3.Connection:

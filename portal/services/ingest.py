@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from harvesters.base import HarvestedItem, ItemOutcome, ItemResult, StagedFile, attach_table
 from harvesters.checks import CheckReport, check_table, load_schema
 from harvesters.numbers import normalise_numbers
+from portal.datastore import RowsWriter
 from portal.models import (
     AccessLevel,
     Dataset,
@@ -32,7 +33,12 @@ from portal.models import (
 )
 from portal.services.access import Actor
 from portal.services.events import EventTag, record_event
-from portal.services.publishing import latest_version, publish_version, store_version
+from portal.services.publishing import (
+    latest_version,
+    publish_version,
+    rows_key,
+    store_version,
+)
 from portal.storage import LocalStorage
 
 #: The actor of everything a harvest does on its own.
@@ -191,30 +197,45 @@ class Ingestor:
                 return None
         schema = load_schema(dataset.schema_name, self.schemas_dir) if dataset.schema_name else None
         staged = _with_canonical_numbers(staged, schema)
-        report = check_table(staged.table_path, schema, reference_dir=self.reference_dir)
-        if dry_run:
+        rows = None if dry_run else self._rows_writer(staged, schema)
+        try:
+            report = check_table(
+                staged.table_path, schema, reference_dir=self.reference_dir, rows=rows
+            )
+            if dry_run:
+                return report
+            self._record_checks(resource, staged, report)
+            if not report.valid:
+                status = VersionStatus.QUARANTINED
+            elif self.source.trusted:
+                status = VersionStatus.PUBLISHED
+            else:
+                status = VersionStatus.IN_REVIEW
+            version = store_version(
+                self.session,
+                self.storage,
+                resource,
+                staged,
+                report,
+                status=status,
+                harvest_item_id=item_id,
+                rows=rows,
+            )
+            if status is VersionStatus.PUBLISHED:
+                publish_version(self.session, self.actor, version)
+            elif status is VersionStatus.IN_REVIEW and dataset.state is DatasetState.DRAFT:
+                dataset.state = DatasetState.IN_REVIEW
             return report
-        self._record_checks(resource, staged, report)
-        if not report.valid:
-            status = VersionStatus.QUARANTINED
-        elif self.source.trusted:
-            status = VersionStatus.PUBLISHED
-        else:
-            status = VersionStatus.IN_REVIEW
-        version = store_version(
-            self.session,
-            self.storage,
-            resource,
-            staged,
-            report,
-            status=status,
-            harvest_item_id=item_id,
-        )
-        if status is VersionStatus.PUBLISHED:
-            publish_version(self.session, self.actor, version)
-        elif status is VersionStatus.IN_REVIEW and dataset.state is DatasetState.DRAFT:
-            dataset.state = DatasetState.IN_REVIEW
-        return report
+        finally:
+            if rows is not None:
+                rows.discard()  # quarantined, failed, or already finished: nothing left behind
+
+    def _rows_writer(self, staged: StagedFile, schema: dict[str, Any] | None) -> RowsWriter | None:
+        """A rows file for the checks to fill in the same pass (store_version finishes it)."""
+        if schema is None:
+            return None
+        key = rows_key(staged.sha256, schema)
+        return None if self.storage.exists(key) else RowsWriter(self.storage.path(key))
 
     def _record_checks(self, resource: Resource, staged: StagedFile, report: CheckReport) -> None:
         """Security events for what the checks found: changes, schema errors, personal data."""

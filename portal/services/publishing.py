@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from harvesters.base import StagedFile
 from harvesters.checks import CheckReport
-from portal.datastore import build_rows_file
+from portal.datastore import RowsWriter, build_rows_file
 from portal.errors import Conflict
 from portal.models import DatasetState, Resource, Version, VersionStatus, utcnow
 from portal.services.access import Actor
@@ -48,6 +48,7 @@ def store_version(
     *,
     status: VersionStatus,
     harvest_item_id: int | None = None,
+    rows: RowsWriter | None = None,
 ) -> Version:
     """Write the version's files, then add its row (not yet current).
 
@@ -57,6 +58,8 @@ def store_version(
     :param report: the checks' report; a quarantined version gets no rows file.
     :param status: the version's initial status.
     :param harvest_item_id: the harvest item that brought it.
+    :param rows: the rows file the checks filled in the same pass, when they could; it is
+        finished into place instead of reading the table again.
     """
     storage.put_file(original_key(staged.sha256), staged.path)
     key = None
@@ -64,7 +67,11 @@ def store_version(
     if status is not VersionStatus.QUARANTINED:
         key = rows_key(staged.sha256, report.schema)
         if not storage.exists(key):
-            row_count = build_rows_file(staged.table_path, report.schema, storage.path(key))
+            target = storage.path(key)
+            if rows is not None and rows.complete and rows.target == target:
+                row_count = rows.finish()
+            else:
+                row_count = build_rows_file(staged.table_path, report.schema, target)
     number = (
         session.scalar(select(func.max(Version.number)).where(Version.resource_id == resource.id))
         or 0
