@@ -23,7 +23,8 @@ pass). Local datasets of the source missing from it were deleted or made private
 **Unchanged resources** are not downloaded: see :class:`CkanItem`.
 
 The options are read by :class:`~harvesters.ckan_config.CkanConfig` and the package dicts mapped
-to our metadata by :mod:`harvesters.ckan_metadata`; both names are importable from here too.
+to our metadata by :mod:`harvesters.ckan_metadata`; both names are importable from here too. The
+Action API calls and their paging are in :mod:`harvesters.ckan_api`.
 """
 
 from __future__ import annotations
@@ -37,8 +38,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urljoin, urlsplit
 
-from ckanapi.errors import CKANAPIError, NotAuthorized, NotFound, ServerIncompatibleError
-
 from harvesters.base import (
     HarvestedItem,
     Harvester,
@@ -47,14 +46,16 @@ from harvesters.base import (
     SourceConfig,
     attach_table,
 )
-from harvesters.ckan_api import CkanActionError, GuardedCKAN, describe_error
+from harvesters.ckan_api import CkanActionError, GuardedCKAN, pages
 from harvesters.ckan_config import CkanConfig
 from harvesters.ckan_metadata import (
     EXTRA_KEYS,
     FORMATS,
     frequency,
+    harvestable,
     map_metadata,
     naive_utc,
+    newer,
     resource_format,
 )
 from harvesters.encoding import normalise_csv
@@ -63,7 +64,6 @@ from harvesters.errors import (
     InvalidItem,
     SkipItem,
     SourceConfigError,
-    SourceUnavailable,
 )
 from harvesters.http import FetchPolicy, GuardedFetcher, check_xlsx, policy_for
 from harvesters.url import json_to_csv
@@ -83,7 +83,6 @@ __all__ = [
 
 #: Overlap of incremental searches, against clock skew and transactions committed late.
 OVERLAP = timedelta(hours=1)
-_SKIPPED_TYPES = frozenset({"harvest"})  # ckanext-harvest stores its sources as packages
 
 
 @dataclasses.dataclass
@@ -190,7 +189,7 @@ class CkanHarvester(Harvester):
                 if exc.not_found:
                     raise InvalidItem(f"dataset {remote_id} is no longer at the source") from exc
                 raise
-        if not _harvestable(package):
+        if not harvestable(package):
             raise SkipItem(f"dataset {remote_id} is private, deleted or not a dataset")
         config = self.config
         before = {} if config.force_all else dict(config.previous.get(remote_id) or {})
@@ -220,7 +219,7 @@ class CkanHarvester(Harvester):
     # -- listing --------------------------------------------------------------------------------
 
     def _gather_search(self) -> dict[str, dict[str, Any]]:
-        config, filters = self.config, self._filter_terms()
+        config, filters = self.config, self.config.filter_terms()
         incremental = config.since is not None and not config.force_all
         terms = list(filters)
         if incremental and config.since is not None:
@@ -228,7 +227,7 @@ class CkanHarvester(Harvester):
             terms.append(f"metadata_modified:[{cutoff}Z TO *]")
         found: dict[str, dict[str, Any]] = {}
         for package in self._search(terms):
-            if _harvestable(package) and _newer(package, found.get(package["id"])):
+            if harvestable(package) and newer(package, found.get(package["id"])):
                 found[package["id"]] = package
         if incremental:  # the datasets not modified lately exist too: list their ids
             self.seen_ids = {package["id"] for package in self._search(filters, fl="id")}
@@ -257,7 +256,7 @@ class CkanHarvester(Harvester):
                 if exc.not_found:  # deleted or made private since the listing
                     continue
                 raise
-            if not _harvestable(package) or not self._matches_filters(package):
+            if not harvestable(package) or not self.config.matches_filters(package):
                 continue
             self.seen_ids.add(package["id"])
             modified = naive_utc(package.get("metadata_modified"))
@@ -266,63 +265,9 @@ class CkanHarvester(Harvester):
         return found
 
     def _pages(self, action: str, params: dict[str, Any], offset: str) -> Iterator[list[Any]]:
-        """Pages of ``action`` until an empty one; ``start`` advances by the page's length.
-
-        Advancing by what came back rather than by ``rows`` is the same when the server honours
-        ``rows``, and skips nothing when it caps them (``ckan.search.rows_max``).
-        """
-        size, start, last = self.config.page_size, 0, None
-        limit = {"limit": size} if action == "package_list" else {}
-        for _ in range(self.config.max_pages):
-            result = self._action(action, **params, **limit, **{offset: start})
-            page = result.get("results") if isinstance(result, dict) else result
-            if not isinstance(page, list) or not all(
-                isinstance(p, str)
-                if action == "package_list"
-                else isinstance(p, dict) and isinstance(p.get("id"), str)
-                for p in page
-            ):
-                raise CkanActionError(
-                    f"CKAN {action} answered an unexpected result at {offset}={start}"
-                )
-            if not page:
-                return
-            keys = [p if isinstance(p, str) else p["id"] for p in page]
-            if keys == last:
-                raise SourceUnavailable(
-                    f"CKAN returned the same page twice ({action} at "
-                    f"{offset}={start}); it ignores {offset!r}"
-                )
-            last = keys
-            yield page
-            if limit and len(page) > size:  # package_list ignoring limit: that was all of it
-                return
-            start += len(page)
-        raise SourceUnavailable(
-            f"CKAN {action} still had results after {self.config.max_pages}"
-            " pages; raise the option 'max_pages'"
-        )
-
-    def _filter_terms(self) -> list[str]:
-        config, terms = self.config, []
-        for field, include, exclude in (
-            ("organization", config.organizations, config.exclude_organizations),
-            ("groups", config.groups, config.exclude_groups),
-        ):
-            if include:
-                terms.append("(" + " OR ".join(f"{field}:{name}" for name in include) + ")")
-            terms += [f"-{field}:{name}" for name in exclude]
-        return terms
-
-    def _matches_filters(self, package: dict[str, Any]) -> bool:
         config = self.config
-        org = (package.get("organization") or {}).get("name")
-        groups = {g.get("name") for g in package.get("groups") or [] if isinstance(g, dict)}
-        return (
-            (not config.organizations or org in config.organizations)
-            and org not in config.exclude_organizations
-            and (not config.groups or bool(groups & set(config.groups)))
-            and not groups & set(config.exclude_groups)
+        return pages(
+            self._action, action, params, offset, size=config.page_size, max_pages=config.max_pages
         )
 
     # -- actions and files ----------------------------------------------------------------------
@@ -336,15 +281,7 @@ class CkanHarvester(Harvester):
             if self.config.api_key:
                 fetcher.session.headers["Authorization"] = self.config.api_key
             self._api = GuardedCKAN(self.site, fetcher)
-        api = self._api
-        try:
-            return api.call_action(name, {k: v for k, v in params.items() if v is not None})
-        except (CKANAPIError, ServerIncompatibleError, KeyError) as exc:
-            status, payload = api.last
-            raise CkanActionError(
-                f"CKAN {name} failed: {describe_error(status, payload)}",
-                not_found=isinstance(exc, NotFound | NotAuthorized),
-            ) from None
+        return self._api.run_action(name, **params)
 
     def _show(self, name: str) -> dict[str, Any]:
         package = self._action("package_show", id=name)
@@ -421,17 +358,3 @@ def _same_file(state: Mapping[str, Any], old: Mapping[str, Any]) -> bool:
     if state["hash"] and old.get("hash"):
         return bool(state["hash"] == old["hash"])
     return bool(state["last_modified"]) and state["last_modified"] == old.get("last_modified")
-
-
-def _harvestable(package: Mapping[str, Any]) -> bool:
-    return (
-        package.get("private") is not True
-        and package.get("state", "active") == "active"
-        and package.get("type") not in _SKIPPED_TYPES
-    )
-
-
-def _newer(package: Mapping[str, Any], other: Mapping[str, Any] | None) -> bool:
-    return other is None or str(package.get("metadata_modified") or "") >= str(
-        other.get("metadata_modified") or ""
-    )

@@ -93,6 +93,32 @@ class CkanConfig:
             previous=values.get("previous", {}),
         )
 
+    def filter_terms(self) -> list[str]:
+        """The ``fq`` terms of ``package_search`` for the organization and group filters."""
+        terms: list[str] = []
+        for field, include, exclude in (
+            ("organization", self.organizations, self.exclude_organizations),
+            ("groups", self.groups, self.exclude_groups),
+        ):
+            if include:
+                terms.append("(" + " OR ".join(f"{field}:{name}" for name in include) + ")")
+            terms += [f"-{field}:{name}" for name in exclude]
+        return terms
+
+    def matches_filters(self, package: Mapping[str, Any]) -> bool:
+        """Whether a package passes the organization and group filters (as ``fq`` would).
+
+        :param package: a ``package_show`` result.
+        """
+        org = (package.get("organization") or {}).get("name")
+        groups = {g.get("name") for g in package.get("groups") or [] if isinstance(g, dict)}
+        return (
+            (not self.organizations or org in self.organizations)
+            and org not in self.exclude_organizations
+            and (not self.groups or bool(groups & set(self.groups)))
+            and not groups & set(self.exclude_groups)
+        )
+
 
 def _parse_since(value: Any) -> datetime | None:
     if value is None or value == "":

@@ -20,12 +20,15 @@ __all__ = [
     "EXTRA_KEYS",
     "FORMATS",
     "frequency",
+    "harvestable",
     "map_metadata",
     "naive_utc",
+    "newer",
     "resource_format",
 ]
 
 FORMATS = ("csv", "xlsx", "json")
+_SKIPPED_TYPES = frozenset({"harvest"})  # ckanext-harvest stores its sources as packages
 _FORMAT_ALIASES = {
     "text/csv": "csv",
     "application/csv": "csv",
@@ -181,3 +184,26 @@ def naive_utc(value: Any) -> datetime | None:
     except ValueError:
         return None
     return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
+
+
+def harvestable(package: Mapping[str, Any]) -> bool:
+    """Whether a package is a public, active dataset (not, say, a ckanext-harvest source).
+
+    :param package: a ``package_show`` / ``package_search`` result.
+    """
+    return (
+        package.get("private") is not True
+        and package.get("state", "active") == "active"
+        and package.get("type") not in _SKIPPED_TYPES
+    )
+
+
+def newer(package: Mapping[str, Any], other: Mapping[str, Any] | None) -> bool:
+    """Whether ``package`` was modified no earlier than ``other``, the copy seen before.
+
+    :param package: a ``package_search`` result.
+    :param other: another result with the same id, or None when there was none.
+    """
+    return other is None or str(package.get("metadata_modified") or "") >= str(
+        other.get("metadata_modified") or ""
+    )

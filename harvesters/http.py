@@ -19,8 +19,10 @@ keep a harvest running. Bodies are capped by ``Content-Length`` up front and by 
 streaming. Only gzip and deflate are accepted, decompressed in bounded steps with a size and a
 ratio limit. Redirects are followed by hand, at most ``max_redirects``.
 
-The address policy's names (:func:`address_problem`, :func:`resolve_allowed`...) and the fetch
-errors (defined in :mod:`harvesters.errors`) can be imported from here as before.
+The address policy's names (:func:`address_problem`, :func:`resolve_allowed`...), the fetch
+errors (defined in :mod:`harvesters.errors`), the policy (:mod:`harvesters.http_policy`) and the
+body guards (:func:`check_xlsx`, in :mod:`harvesters.http_body`) can be imported from here as
+before.
 
 A fetcher is meant for one thread at a time (``requests.Session`` is not thread-safe): create
 one per harvest run, and close it.
@@ -28,51 +30,50 @@ one per harvest run, and close it.
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
 import io
 import json
 import os
 import socket
 import tempfile
-import zipfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from http.client import HTTPException
+from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import requests
-from urllib3.exceptions import HTTPError, ReadTimeoutError
 
-from harvesters.base import SourceConfig
 from harvesters.errors import (
     CompressionBomb,
     FetchFailed,
     FetchRefused,
     FetchTimeout,
-    InvalidItem,
     NotModified,
     ResponseTooLarge,
 )
+from harvesters.http_body import Deadline, check_xlsx, copy_body, total_timeout
+from harvesters.http_policy import (
+    USER_AGENT,
+    FetchPolicy,
+    allow_policy,
+    default_policy,
+    policy_for,
+    set_default_policy,
+)
 from harvesters.netguard import (
     ALLOW_HINT,
-    Deadline,
-    Decoder,
     IPAddress,
     address_problem,
-    allow_entry,
     check_url,
     guarded_adapter,
-    host_key,
     parse_allow_hosts,
     resolve_allowed,
 )
 
 __all__ = [
     "ALLOW_HINT",
+    "USER_AGENT",
     "CompressionBomb",
     "FetchFailed",
     "FetchPolicy",
@@ -84,85 +85,16 @@ __all__ = [
     "NotModified",
     "ResponseTooLarge",
     "address_problem",
+    "allow_policy",
     "check_xlsx",
     "default_policy",
     "parse_allow_hosts",
+    "policy_for",
     "resolve_allowed",
     "set_default_policy",
 ]
 
-USER_AGENT = "one-data-harvester/0.1 (+https://data.pontianak.go.id)"
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
-_CHUNK = 64 * 1024
-_RATIO_FLOOR = 1024 * 1024  # below this, a high ratio is a small repetitive file, not a bomb
-
-
-@dataclass(frozen=True)
-class FetchPolicy:
-    """Limits of every request a :class:`GuardedFetcher` makes."""
-
-    #: Hosts (``name``, ``ip``, ``name:port``, ``[v6]:port``) that skip the address check.
-    allow_hosts: frozenset[str] = frozenset()
-    #: Largest body, in bytes, after decompression.
-    max_bytes: int = 200 * 1024 * 1024
-    #: Largest JSON document :meth:`GuardedFetcher.get_json` reads into memory.
-    max_json_bytes: int = 32 * 1024 * 1024
-    #: Largest decompressed/compressed ratio of a gzip or deflate body (and of XLSX entries).
-    max_ratio: float = 200.0
-    connect_timeout: float = 10.0
-    #: Longest wait for any single read from the socket.
-    read_timeout: float = 30.0
-    #: Longest time one fetch (all redirects and the whole body) may take.
-    total_timeout: float = 300.0
-    max_redirects: int = 5
-    user_agent: str = USER_AGENT
-    _allowed: frozenset[tuple[str, int | None]] = field(init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        # Parsed once; raises ValueError for a malformed entry at configuration time.
-        object.__setattr__(self, "_allowed", frozenset(map(allow_entry, self.allow_hosts)))
-
-    def allows(self, host: str, port: int) -> bool:
-        """Whether ``host:port`` is on the allow-list (host compared in canonical form)."""
-        key = host_key(host)
-        return (key, None) in self._allowed or (key, port) in self._allowed
-
-
-_default = FetchPolicy()
-
-
-def set_default_policy(policy: FetchPolicy) -> None:
-    """Set the policy harvesters use when none is passed (the portal calls this at start-up).
-
-    :param policy: usually ``FetchPolicy(allow_hosts=parse_allow_hosts(setting))``.
-    """
-    global _default
-    _default = policy
-
-
-def allow_policy(source: SourceConfig, policy: FetchPolicy | None = None) -> FetchPolicy:
-    """The policy for ``source``: an explicit one, else the default widened by the source's
-    ``allow_hosts`` (the operator's setting, never producer options)."""
-    if policy is not None:
-        return policy
-    if source.allow_hosts:
-        return FetchPolicy(allow_hosts=parse_allow_hosts(source.allow_hosts))
-    return default_policy()
-
-
-def policy_for(source: SourceConfig, policy: FetchPolicy | None = None) -> FetchPolicy:
-    """:func:`allow_policy`, with downloads capped to the source's largest file.
-
-    :param source: the source being harvested.
-    :param policy: an explicit policy, which wins over the source's allow-list.
-    """
-    chosen = allow_policy(source, policy)
-    return dataclasses.replace(chosen, max_bytes=min(chosen.max_bytes, source.max_file_size))
-
-
-def default_policy() -> FetchPolicy:
-    """The policy set by :func:`set_default_policy`, else the defaults (empty allow-list)."""
-    return _default
 
 
 @dataclass(frozen=True)
@@ -261,8 +193,8 @@ class GuardedFetcher:
                 path = Path(name)
                 try:
                     with os.fdopen(fd, "wb") as out:
-                        sha, size = self._copy(
-                            response, final, out, self.policy.max_bytes, deadline
+                        sha, size = copy_body(
+                            response, final, out, self.policy.max_bytes, deadline, self.policy
                         )
                 except BaseException:
                     path.unlink(missing_ok=True)
@@ -284,7 +216,9 @@ class GuardedFetcher:
             response, final = self._open(url, {"Accept": "application/json"}, deadline)
             with response:
                 status = response.status_code
-                self._copy(response, final, buffer, self.policy.max_json_bytes, deadline)
+                copy_body(
+                    response, final, buffer, self.policy.max_json_bytes, deadline, self.policy
+                )
         try:
             payload = json.loads(buffer.getvalue().removeprefix(b"\xef\xbb\xbf"))
         except ValueError as exc:
@@ -310,9 +244,7 @@ class GuardedFetcher:
             self._deadline.watch(sock)
 
     def _timeout(self, url: str) -> FetchTimeout:
-        return FetchTimeout(
-            f"{url} took longer than the total timeout of {self.policy.total_timeout:g} s"
-        )
+        return total_timeout(url, self.policy)
 
     def _open(
         self, url: str, headers: dict[str, str], deadline: Deadline
@@ -350,54 +282,6 @@ class GuardedFetcher:
             url = urljoin(url, location)
         raise FetchFailed(f"{url}: more than {self.policy.max_redirects} redirects")
 
-    def _copy(
-        self,
-        response: requests.Response,
-        url: str,
-        out: IO[bytes],
-        limit: int,
-        deadline: Deadline,
-    ) -> tuple[str, int]:
-        declared = response.headers.get("Content-Length", "")
-        if declared.isdigit() and int(declared) > limit:
-            raise ResponseTooLarge(
-                f"{url} is {int(declared):,} bytes (Content-Length), more than "
-                f"the limit of {limit:,} bytes"
-            )
-        decoder = Decoder(response.headers.get("Content-Encoding", ""), url)
-        digest, raw, size = hashlib.sha256(), 0, 0
-        while True:
-            if deadline.passed:
-                raise self._timeout(url)
-            try:
-                chunk = response.raw.read1(_CHUNK, decode_content=False)
-            except (HTTPError, HTTPException, OSError) as exc:
-                if deadline.passed:
-                    raise self._timeout(url) from exc
-                if isinstance(exc, ReadTimeoutError | TimeoutError):
-                    raise FetchTimeout(
-                        f"{url} sent nothing for {self.policy.read_timeout:g} s after {raw:,} bytes"
-                    ) from exc
-                raise FetchFailed(f"{url}: connection broken after {raw:,} bytes ({exc})") from exc
-            raw += len(chunk)
-            # Lazily: one compressed chunk may hold a thousand times its size.
-            for piece in decoder.feed(chunk) if chunk else iter([decoder.flush()]):
-                size += len(piece)
-                if size > limit:
-                    raise ResponseTooLarge(f"{url} is larger than the limit of {limit:,} bytes")
-                if size > _RATIO_FLOOR and size > raw * self.policy.max_ratio:
-                    raise CompressionBomb(
-                        f"{url}: {decoder.encoding} body expands more than "
-                        f"{self.policy.max_ratio:g} times ({raw:,} bytes became {size:,})"
-                    )
-                digest.update(piece)
-                out.write(piece)
-            if not chunk:
-                break
-        if deadline.passed:  # the watchdog ends a close-delimited body looking complete
-            raise self._timeout(url)
-        return digest.hexdigest(), size
-
 
 def _origin(url: str) -> tuple[str, str, int | None]:
     parts = urlsplit(url)
@@ -408,42 +292,3 @@ def _why(exc: requests.RequestException) -> str:
     """The root cause of a requests error, without urllib3's pool and object reprs."""
     reason = getattr(exc.args[0], "reason", None) if exc.args else None
     return str(getattr(reason, "_message", None) or reason or exc)
-
-
-def check_xlsx(
-    path: Path,
-    max_uncompressed: int = 1024 * 1024 * 1024,
-    max_ratio: float = 200.0,
-    *,
-    max_entries: int = 10_000,
-) -> None:
-    """Refuse an XLSX whose zip directory promises a decompression bomb, before anyone opens it.
-
-    Reading the directory is enough: :mod:`zipfile` (which openpyxl uses) stops each entry at its
-    declared size, so the declared sizes bound what a reader can be made to decompress.
-
-    :param path: the downloaded file.
-    :param max_uncompressed: largest total of the entries' uncompressed sizes.
-    :param max_ratio: largest uncompressed/compressed ratio of one entry (above 1 MiB).
-    :param max_entries: most entries in the archive.
-    :raises InvalidItem: when the file is not a zip archive.
-    :raises CompressionBomb: when a limit is exceeded.
-    """
-    try:
-        with zipfile.ZipFile(path) as archive:
-            entries = archive.infolist()
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError) as exc:
-        raise InvalidItem(f"{path.name} is not a valid XLSX file ({exc})") from exc
-    if len(entries) > max_entries:
-        raise CompressionBomb(f"{path.name} holds {len(entries):,} entries (limit {max_entries:,})")
-    total = sum(entry.file_size for entry in entries)
-    if total > max_uncompressed:
-        raise CompressionBomb(
-            f"{path.name} would expand to {total:,} bytes (limit {max_uncompressed:,})"
-        )
-    for entry in entries:
-        ratio = entry.file_size / max(entry.compress_size, 1)
-        if entry.file_size > _RATIO_FLOOR and ratio > max_ratio:
-            raise CompressionBomb(
-                f"{path.name}: {entry.filename} expands {ratio:,.0f} times (limit {max_ratio:g})"
-            )

@@ -1,4 +1,4 @@
-"""The guards of every outbound request: the address policy and the connection machinery.
+"""The guards of every outbound request: checked name resolution and the connection machinery.
 
 A source URL is typed in by a producer, and any redirect it answers with comes from a server we
 do not control, so every connection is treated as an attempt to reach the portal's own network.
@@ -16,20 +16,15 @@ is mounted on (for example ``ckanapi.RemoteCKAN(session=...)``); the adapter ref
 and :class:`harvesters.http.GuardedFetcher` ignores ``HTTP(S)_PROXY``, since through a proxy we
 would check the proxy's address instead of the target's.
 
-Numeric hosts are parsed as ``inet_aton`` does (``2130706433``, ``0x7f000001``, ``0177.0.0.1``,
-``127.1``) and IPv4-mapped IPv6 (``[::ffff:127.0.0.1]``) is unwrapped, so neither can dress up a
-loopback address; IPv6 addresses embedding IPv4 (6to4, NAT64) are checked for both.
-
 **Allow-list.** ``FetchPolicy.allow_hosts`` holds host names or IPs, optionally ``host:port``
 (``[v6]:port`` for IPv6), that skip the address check. It comes from the operator's
 ``ONEDATA_HARVEST_ALLOW_HOSTS`` (see :func:`parse_allow_hosts`,
 :func:`harvesters.http.set_default_policy`), never from a source's options, which producers can
 edit.
 
-**Body guards.** :class:`Deadline` is the watchdog of the total timeout: it shuts down the
-sockets the adapter opened, so a server dripping bytes cannot keep a fetch alive.
-:class:`Decoder` decompresses gzip and deflate in bounded steps, so the caller can count the
-output and stop a compression bomb before it sits in memory whole.
+The address policy (:func:`address_problem`, :func:`check_url`, the allow-list) lives in
+:mod:`harvesters.netguard_address`, the body guards (:class:`Deadline`, :class:`Decoder`) in
+:mod:`harvesters.http_body`; their names can be imported from here as before.
 
 This module does not import :mod:`harvesters.http`, which builds on it; the policy it needs is
 described by :class:`GuardPolicy`, which :class:`harvesters.http.FetchPolicy` satisfies.
@@ -37,15 +32,9 @@ described by :class:`GuardPolicy`, which :class:`harvesters.http.FetchPolicy` sa
 
 from __future__ import annotations
 
-import ipaddress
-import re
 import socket
-import threading
-import time
-import zlib
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
-from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -54,7 +43,18 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
 from urllib3.util.connection import create_connection
 
-from harvesters.errors import FetchFailed, FetchRefused
+from harvesters.errors import FetchRefused
+from harvesters.http_body import Deadline, Decoder
+from harvesters.netguard_address import (
+    ALLOW_HINT,
+    IPAddress,
+    address_problem,
+    allow_entry,
+    check_url,
+    host_key,
+    literal_ip,
+    parse_allow_hosts,
+)
 
 __all__ = [
     "ALLOW_HINT",
@@ -72,15 +72,6 @@ __all__ = [
     "resolve_allowed",
 ]
 
-ALLOW_HINT = "add the host to ONEDATA_HARVEST_ALLOW_HOSTS if this source is trusted"
-_CGNAT = ipaddress.IPv4Network("100.64.0.0/10")
-_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
-_METADATA = {ipaddress.ip_address("169.254.169.254"), ipaddress.ip_address("fd00:ec2::254")}
-_NUMERIC_PART = re.compile(r"0[xX][0-9a-fA-F]*|[0-9]+")
-_STEP = 64 * 1024  # the most one decompression step may produce
-
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-
 
 class GuardPolicy(Protocol):
     """What the guard reads of a policy (:class:`harvesters.http.FetchPolicy` in practice)."""
@@ -92,106 +83,6 @@ class GuardPolicy(Protocol):
     def read_timeout(self) -> float: ...
 
     def allows(self, host: str, port: int) -> bool: ...
-
-
-# -- the address policy ------------------------------------------------------------------------
-
-
-def parse_allow_hosts(setting: str | Iterable[str] | None) -> frozenset[str]:
-    """Parse the ``ONEDATA_HARVEST_ALLOW_HOSTS`` setting: entries split on commas or whitespace.
-
-    :param setting: ``"files.opd.local, 10.1.2.3:8080 [fd00::5]:443"`` or a list of entries.
-    :raises ValueError: when an entry is malformed (bad port, empty host).
-    """
-    if setting is None:
-        return frozenset()
-    items = re.split(r"[,\s]+", setting) if isinstance(setting, str) else list(setting)
-    entries = frozenset(item.strip() for item in items if item.strip())
-    for entry in entries:
-        allow_entry(entry)
-    return entries
-
-
-def allow_entry(entry: str) -> tuple[str, int | None]:
-    """One allow-list entry as ``(canonical host, port or None)``.
-
-    :param entry: ``host``, ``ip``, ``host:port`` or ``[v6]:port``.
-    :raises ValueError: when the entry is malformed (bad port, empty host).
-    """
-    entry = entry.strip()
-    host, port = entry, ""
-    if entry.startswith("["):
-        host, _, rest = entry[1:].partition("]")
-        port = rest.removeprefix(":")
-    elif entry.count(":") == 1:
-        host, _, port = entry.partition(":")
-    if not host or (port and not (port.isdigit() and 0 < int(port) < 65536)):
-        raise ValueError(f"bad allow-list entry {entry!r}: expected host, host:port or [v6]:port")
-    return host_key(host), int(port) if port else None
-
-
-def host_key(host: str) -> str:
-    """``host`` as the allow-list compares it: an IP in standard form, else the lower-case name.
-
-    :param host: a host name or an IP literal (any ``inet_aton`` spelling, brackets allowed).
-    """
-    literal = _literal_ip(host)
-    return str(literal) if literal is not None else host.strip("[]").rstrip(".").lower()
-
-
-def _numeric_ipv4(host: str) -> ipaddress.IPv4Address | None:
-    """Parse ``host`` as ``inet_aton`` does: 1-4 parts, each decimal, octal (0..) or hex (0x..)."""
-    parts = host.split(".")
-    if not 1 <= len(parts) <= 4 or not all(_NUMERIC_PART.fullmatch(p) for p in parts):
-        return None
-    values = [
-        int(p[2:] or "0", 16)
-        if p[:2].lower() == "0x"
-        else int(p, 8 if len(p) > 1 and p[0] == "0" else 10)
-        for p in parts
-    ]
-    *head, last = values
-    if any(v > 255 for v in head) or last >= 256 ** (4 - len(head)):
-        return None
-    number = sum(v << (24 - 8 * i) for i, v in enumerate(head)) + last
-    return ipaddress.IPv4Address(number)
-
-
-def _literal_ip(host: str) -> IPAddress | None:
-    """The address a host spells out directly (IPv4-mapped IPv6 unwrapped), else None."""
-    host = host.strip("[]").rstrip(".")
-    if ":" in host:
-        try:
-            ip6 = ipaddress.IPv6Address(host)
-        except ValueError:
-            return None
-        return ip6.ipv4_mapped or ip6
-    return _numeric_ipv4(host)
-
-
-def address_problem(ip: IPAddress) -> str | None:
-    """Why a harvester must not connect to ``ip`` ("a private address"), or None if it may.
-
-    :param ip: an IPv4 or IPv6 address.
-    """
-    if isinstance(ip, ipaddress.IPv6Address):
-        embedded = ip.ipv4_mapped or ip.sixtofour
-        if ip in _NAT64:
-            embedded = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
-        if embedded is not None and (problem := address_problem(embedded)):
-            return f"{problem} (embedded {embedded})"
-    checks = (
-        (ip in _METADATA, "a link-local address (the cloud metadata service)"),
-        (ip.is_loopback, "a loopback address"),
-        (ip.is_unspecified, "an unspecified address"),
-        (ip.is_link_local, "a link-local address"),
-        (ip.is_multicast, "a multicast address"),
-        (ip.version == 4 and ip in _CGNAT, "a shared (carrier-grade NAT) address"),
-        (ip.is_reserved, "a reserved address"),
-        (ip.is_private, "a private address"),
-        (not ip.is_global, "not a public address"),
-    )
-    return next((reason for failed, reason in checks if failed), None)
 
 
 def resolve_allowed(host: str, port: int, policy: GuardPolicy) -> list[str]:
@@ -206,12 +97,12 @@ def resolve_allowed(host: str, port: int, policy: GuardPolicy) -> list[str]:
     :raises socket.gaierror: when the name does not resolve.
     """
     name = host.strip("[]")
-    literal = _literal_ip(name)
+    literal = literal_ip(name)
     if literal is not None:
         addresses: list[IPAddress] = [literal]
     else:
         infos = socket.getaddrinfo(name, port, type=socket.SOCK_STREAM)
-        found = (_literal_ip(str(info[4][0]).split("%")[0]) for info in infos)
+        found = (literal_ip(str(info[4][0]).split("%")[0]) for info in infos)
         addresses = list(dict.fromkeys(ip for ip in found if ip is not None))
     if not policy.allows(name, port):
         for ip in addresses:
@@ -224,30 +115,6 @@ def resolve_allowed(host: str, port: int, policy: GuardPolicy) -> list[str]:
                     reason = f"{name} resolves to {ip}, {problem}"
                 raise FetchRefused(f"refused {name}:{port}: {reason}; {ALLOW_HINT}", reason=reason)
     return [str(ip) for ip in addresses]
-
-
-def check_url(url: str) -> None:
-    """Refuse a URL no harvester may fetch, whatever its address: the check before connecting.
-
-    :param url: the URL of a request or of a redirect.
-    :raises FetchRefused: for a malformed URL or port, a scheme other than http(s), a URL
-        without a host or with credentials in it.
-    """
-    try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 - raises ValueError for a bad port
-    except ValueError as exc:
-        raise FetchRefused(f"refused {url}: not a valid URL ({exc})", reason=str(exc)) from None
-    if parts.scheme.lower() not in ("http", "https"):
-        reason = f"only http and https URLs are harvested, not {parts.scheme or 'no scheme'!r}"
-        raise FetchRefused(f"refused {url}: {reason}", reason=reason)
-    if not parts.hostname:
-        raise FetchRefused(f"refused {url}: the URL has no host", reason="the URL has no host")
-    if parts.username or parts.password:
-        reason = "credentials in the URL are not accepted (they would be stored and logged)"
-        raise FetchRefused(
-            f"refused {url.replace(parts.netloc, parts.hostname)}: {reason}", reason=reason
-        )
 
 
 # -- the connection machinery -------------------------------------------------------------------
@@ -339,88 +206,3 @@ class _GuardedAdapter(HTTPAdapter):
         reason = "a proxy would bypass the address check"
         raise FetchRefused(f"refused proxy {proxy}: {reason}", reason=reason)
 
-
-# -- the body guards ----------------------------------------------------------------------------
-
-
-class Deadline:
-    """The total timeout: a watchdog that shuts down the sockets opened during one fetch."""
-
-    def __init__(self, seconds: float) -> None:
-        self.seconds = seconds
-        self._at = time.monotonic() + seconds
-        self._expired = False
-        self._sockets: list[socket.socket] = []
-        self._lock = threading.Lock()
-        self._timer = threading.Timer(seconds, self._expire)
-        self._timer.daemon = True
-        self._timer.start()
-
-    def _expire(self) -> None:
-        with self._lock:
-            self._expired = True
-            for sock in self._sockets:
-                _shutdown(sock)
-
-    def watch(self, sock: socket.socket) -> None:
-        with self._lock:
-            self._sockets.append(sock)
-            if self._expired:
-                _shutdown(sock)
-
-    @property
-    def passed(self) -> bool:
-        return self._expired or time.monotonic() >= self._at
-
-    def cancel(self) -> None:
-        self._timer.cancel()
-
-
-def _shutdown(sock: socket.socket) -> None:
-    try:
-        sock.shutdown(socket.SHUT_RDWR)  # wakes a blocked recv(); close() alone would not
-    except OSError:
-        pass  # already closed
-
-
-class Decoder:
-    """Decompresses gzip/deflate in bounded steps, so a bomb never sits in memory whole."""
-
-    def __init__(self, encoding: str, url: str) -> None:
-        self.encoding = encoding.strip().lower()
-        self.url = url
-        self._wbits = {
-            "gzip": 16 + zlib.MAX_WBITS,
-            "x-gzip": 16 + zlib.MAX_WBITS,
-            "deflate": zlib.MAX_WBITS,
-        }.get(self.encoding, 0)
-        if self.encoding not in ("", "identity") and not self._wbits:
-            raise FetchFailed(
-                f"{url} uses Content-Encoding {encoding!r}; only gzip and deflate are accepted"
-            )
-        self._z = zlib.decompressobj(self._wbits) if self._wbits else None
-        self._started = False
-
-    def feed(self, data: bytes) -> Iterator[bytes]:
-        if self._z is None:
-            yield data
-            return
-        while data:
-            try:
-                out = self._z.decompress(data, _STEP)
-            except zlib.error as exc:
-                if self.encoding == "deflate" and not self._started:
-                    # "deflate" is often sent raw, without the zlib wrapper the RFC asks for.
-                    self._wbits, self._z = -zlib.MAX_WBITS, zlib.decompressobj(-zlib.MAX_WBITS)
-                    self._started = True
-                    continue
-                raise FetchFailed(f"{self.url}: corrupt {self.encoding} body ({exc})") from exc
-            self._started = True
-            yield out
-            data = self._z.unconsumed_tail
-            if self._z.eof and self._z.unused_data.strip(b"\0"):  # another gzip member follows
-                data = self._z.unused_data + data
-                self._z = zlib.decompressobj(self._wbits)
-
-    def flush(self) -> bytes:
-        return self._z.flush() if self._z is not None else b""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import re
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,21 @@ def _candidates(schema: dict[str, Any]) -> dict[str, str]:
         for f in schema.get("fields", [])
         if f.get("type") in NUMERIC and "decimalChar" not in f and "groupChar" not in f
     }
+
+
+def may_need_converting(type_errors: Iterable[str | None], schema: dict[str, Any]) -> bool:
+    """Whether :func:`normalise_numbers` could help a table whose checks found these type errors.
+
+    Every value that makes a column "Indonesian" (``1.234``, ``1.234.567``, ``12,5``) is a type
+    error for the schema's own number parsing, so a table checked without a ``type-error`` in a
+    candidate column needs no conversion, and the (whole-file) conversion is only tried for the
+    few tables that fail that way: check first, convert and check again only then.
+
+    :param type_errors: the field of each ``type-error`` the checks reported.
+    :param schema: the Table Schema the table was checked against.
+    """
+    candidates = _candidates(schema)
+    return any(name in candidates for name in type_errors)
 
 
 def _decide(kind: str, values: set[str]) -> bool:

@@ -5,10 +5,11 @@ The source URL is a SQLAlchemy URL (``postgresql+psycopg://user:pw@host/db`` or
 
 Three guards stand between a query and a write, and none is enough alone:
 
-1. :func:`check_query` accepts one ``SELECT``/``WITH`` statement and refuses anything that
-   could write or reach outside the database. It is lexical and deliberately conservative: when
-   two SQL dialects would read a text differently (``#``, nested comments, backslashes in
-   strings) it takes the reading that exposes more text to the check, or refuses.
+1. :func:`check_query` (:mod:`harvesters.sql_query`) accepts one ``SELECT``/``WITH``
+   statement and refuses anything that could write or reach outside the database. It is
+   lexical and deliberately conservative: when two SQL dialects would read a text differently
+   (``#``, nested comments, backslashes in strings) it takes the reading that exposes more text
+   to the check, or refuses.
 2. The connection is read-only: SQLite is opened with ``mode=ro`` and ``PRAGMA query_only``,
    PostgreSQL runs ``SET TRANSACTION READ ONLY``; both are verified before the query runs, and
    the transaction is always rolled back.
@@ -20,6 +21,9 @@ Network database hosts go through the same address check as HTTP sources
 (:func:`harvesters.http.resolve_allowed`), so a source cannot point the harvester at the portal's
 own database unless the operator allow-listed the host. The URL's password never appears in an
 error message.
+
+The options are read by :class:`~harvesters.sql_config.SqlOptions`; they and the query guard's
+names are importable from here too.
 """
 
 from __future__ import annotations
@@ -30,9 +34,8 @@ import io
 import re
 import socket
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from datetime import date, datetime
 from datetime import time as dtime
 from decimal import Decimal
@@ -47,32 +50,26 @@ from sqlalchemy.pool import NullPool
 from harvesters.base import HarvestedItem, Harvester, SourceConfig, StagedFile
 from harvesters.errors import FileTooLarge, InvalidItem, SourceUnavailable
 from harvesters.http import FetchPolicy, allow_policy, resolve_allowed
+from harvesters.sql_config import SqlConfigError, SqlDataset, SqlOptions
+from harvesters.sql_query import QueryRefused, check_query
+
+__all__ = [
+    "PG_QUERY_PARAMS",
+    "QueryFailed",
+    "QueryRefused",
+    "QueryTimeout",
+    "SqlConfigError",
+    "SqlDataset",
+    "SqlHarvester",
+    "SqlOptions",
+    "TooManyRows",
+    "check_query",
+]
 
 #: Query parameters a PostgreSQL URL may carry; the others (``host``, ``hostaddr``, ``service``,
 #: ``options``...) could send the connection somewhere other than the checked host.
 PG_QUERY_PARAMS = frozenset({"sslmode", "application_name", "connect_timeout"})
 _T = TypeVar("_T")
-_ONE_STATEMENT = "only one SELECT or WITH statement is accepted"
-_DENIED_WORDS = re.compile(
-    r"\b(INSERT|UPDATE|DELETE|MERGE|UPSERT|TRUNCATE|DROP|ALTER|CREATE|GRANT|REVOKE|COPY|CALL"
-    r"|EXEC|EXECUTE|ATTACH|DETACH|PRAGMA|VACUUM|REINDEX|INTO|LOCK|SET|REFRESH|LOAD|OUTFILE"
-    r"|DUMPFILE|FOR\s+(?:KEY\s+)?SHARE)\b",
-    re.IGNORECASE,
-)
-# Functions that act outside the query's own read: other sessions, server files, settings.
-_DENIED_CALLS = re.compile(
-    r"\b(dblink\w*|lo_\w+|pg_terminate_backend|pg_cancel_backend|pg_reload_conf|pg_rotate_logfile"
-    r"|pg_switch_wal|pg_promote|pg_create_\w+|pg_drop_\w+|pg_(?:try_)?advisory\w*|pg_notify"
-    r"|pg_read_\w*file|pg_ls_\w+|pg_stat_file|pg_file_\w+|set_config|query_to_xml\w*"
-    r"|cursor_to_xml\w*|load_extension|load_file)\s*\(",
-    re.IGNORECASE,
-)
-
-
-class QueryRefused(InvalidItem):
-    """The query is not one read-only SELECT, or the session could not be made read-only."""
-
-    code = "query-refused"
 
 
 class QueryTimeout(InvalidItem):
@@ -87,139 +84,6 @@ class QueryFailed(InvalidItem):
 
 class TooManyRows(FileTooLarge):
     code = "too-many-rows"
-
-
-class SqlConfigError(SourceUnavailable):
-    """``source.url`` or ``source.options`` cannot be used."""
-
-    code = "invalid-config"
-
-
-@dataclass(frozen=True)
-class SqlDataset:
-    """One dataset of an SQL source: a query and the metadata of its result."""
-
-    #: Stable id of the dataset at this source; renaming it withdraws the old dataset.
-    remote_id: str
-    #: One ``SELECT`` (or ``WITH ... SELECT``) statement; see :func:`check_query`.
-    query: str
-    #: Dataset metadata, with the folder harvester's keys (title, description, schema, ...).
-    metadata: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class SqlOptions:
-    """``source.options`` of an SQL source."""
-
-    #: The datasets to harvest, one query each.
-    datasets: tuple[SqlDataset, ...]
-    #: Longest time, in seconds, for one statement and for reading the whole result.
-    statement_timeout: float = 60.0
-    #: Rows read from the database and written to the CSV at a time.
-    chunk_size: int = 10_000
-    #: Most rows one query may return; more fails the item (None: no row cap, only the size cap).
-    max_rows: int | None = 1_000_000
-    #: Longest wait, in seconds, for the database connection.
-    connect_timeout: float = 10.0
-
-    @classmethod
-    def from_options(cls, options: Mapping[str, Any]) -> SqlOptions:
-        """Build and check the options of a source.
-
-        :param options: ``source.options``.
-        :raises SqlConfigError: when a field is missing or has the wrong type.
-        """
-        entries = options.get("datasets")
-        if not isinstance(entries, list) or not entries:
-            raise SqlConfigError("options.datasets must be a non-empty list")
-        datasets = []
-        for n, entry in enumerate(entries):
-            entry = entry if isinstance(entry, dict) else {}
-            remote_id, query = entry.get("remote_id"), entry.get("query")
-            metadata = entry.get("metadata", {})
-            if not (isinstance(remote_id, str) and remote_id.strip() and isinstance(query, str)
-                    and isinstance(metadata, dict)):
-                raise SqlConfigError(f"options.datasets[{n}] needs remote_id and query (strings) "
-                                     "and metadata (an object)")
-            datasets.append(SqlDataset(remote_id.strip(), query, metadata))
-        try:
-            max_rows = options.get("max_rows", cls.max_rows)
-            made = cls(
-                tuple(datasets),
-                statement_timeout=float(options.get("statement_timeout", cls.statement_timeout)),
-                chunk_size=int(options.get("chunk_size", cls.chunk_size)),
-                max_rows=None if max_rows is None else int(max_rows),
-                connect_timeout=float(options.get("connect_timeout", cls.connect_timeout)),
-            )
-        except (TypeError, ValueError) as exc:
-            raise SqlConfigError(f"options: {exc}") from None
-        if min(made.statement_timeout, made.chunk_size, made.connect_timeout) <= 0:
-            raise SqlConfigError("options: timeouts and chunk_size must be positive")
-        return made
-
-
-def check_query(query: str) -> str:
-    """Accept one read-only ``SELECT``/``WITH`` statement; return it without a trailing ``;``.
-
-    :param query: the SQL text of a dataset.
-    :raises QueryRefused: with the reason, for anything else.
-    """
-    skeleton = _skeleton(query).rstrip()
-    if skeleton.endswith(";"):  # the skeleton keeps offsets, so this cuts a trailing comment too
-        skeleton, query = skeleton[:-1], query[: len(skeleton) - 1]
-    if ";" in skeleton:
-        raise QueryRefused(f"{_ONE_STATEMENT}; the query holds several statements")
-    first = re.match(r"[\s(]*([A-Za-z]+)", skeleton)
-    if first is None or first.group(1).upper() not in ("SELECT", "WITH"):
-        raise QueryRefused(f"{_ONE_STATEMENT}; the query does not start with SELECT or WITH")
-    if found := _DENIED_WORDS.search(skeleton):
-        word = " ".join(found.group(0).split()).upper()
-        raise QueryRefused(f"{_ONE_STATEMENT}; {word} is not allowed (quote a column of that "
-                           "name as an identifier)")
-    if found := _DENIED_CALLS.search(skeleton):
-        raise QueryRefused(f"{_ONE_STATEMENT}; calling {found.group(1)}() is not allowed")
-    return query
-
-
-def _skeleton(query: str) -> str:
-    """The query with comments and quoted text blanked (same length), leaving only code."""
-    out, i, n = [], 0, len(query)
-    while i < n:
-        char, pair = query[i], query[i : i + 2]
-        if pair == "--" and (i + 2 == n or query[i + 2].isspace()):
-            # MySQL needs the space after "--": "1--1; DROP" would be code there, so without it
-            # the text stays code here too. "#" is never a comment for the same reason.
-            end = query.find("\n", i)
-            out.append(" " * ((n if end < 0 else end) - i))
-            i = n if end < 0 else end
-        elif pair == "/*":
-            if query.startswith(("/*!", "/*+"), i):
-                raise QueryRefused("MySQL executable comments (/*! */) are not accepted")
-            end = query.find("*/", i + 2)  # not nested: the first "*/" ends it in every dialect
-            if end < 0:
-                raise QueryRefused("the query has an unterminated comment")
-            out.append(" " * (end + 2 - i))
-            i = end + 2
-        elif char in "'\"`":
-            end = i + 1
-            while True:
-                end = query.find(char, end)
-                if end < 0:
-                    raise QueryRefused("the query has an unterminated quoted string or name")
-                if query.startswith(char * 2, end):
-                    end += 2
-                    continue
-                break
-            if "\\" in query[i:end]:
-                # MySQL reads \' as an escaped quote, PostgreSQL does not: the two would end
-                # the string in different places, and the check could inspect the wrong text.
-                raise QueryRefused("backslashes inside quoted text are not accepted (use chr())")
-            out.append(char + " " * (end - i - 1) + char)
-            i = end + 1
-        else:
-            out.append(char)
-            i += 1
-    return "".join(out)
 
 
 class SqlHarvester(Harvester):

@@ -47,8 +47,11 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def pg_database() -> Iterator[str]:
-    """A fresh, migrated schema in the PostgreSQL test database, dropped at the end."""
+def pg_admin() -> Iterator[Engine]:
+    """An AUTOCOMMIT engine on the PostgreSQL test server, disposed at the end.
+
+    Skips the test when the server cannot be reached, or fails it under ONEDATA_REQUIRE_POSTGRES=1.
+    """
     try:
         admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
         with admin.connect() as conn:
@@ -58,8 +61,17 @@ def pg_database() -> Iterator[str]:
         if REQUIRE_PG:
             pytest.fail(message + " (ONEDATA_REQUIRE_POSTGRES=1)")
         pytest.skip(message)
+    try:
+        yield admin
+    finally:
+        admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def pg_database(pg_admin: Engine) -> Iterator[str]:
+    """A fresh, migrated schema in the PostgreSQL test database, dropped at the end."""
     schema = f"t_{uuid.uuid4().hex[:12]}"
-    with admin.connect() as conn:
+    with pg_admin.connect() as conn:
         conn.execute(text(f'CREATE SCHEMA "{schema}"'))
     url = _with_schema(PG_URL, schema)
     engine = create_engine(url)
@@ -68,9 +80,8 @@ def pg_database() -> Iterator[str]:
     try:
         yield url
     finally:
-        with admin.connect() as conn:
+        with pg_admin.connect() as conn:
             conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
 
 
 def _truncate(engine: Engine) -> None:

@@ -59,3 +59,35 @@ def test_declared_separators_win(tmp_path):
     }
     src = _write(tmp_path, ['Selatan,"1.234","1"'])
     assert normalise_numbers(src, tmp_path / "out.csv", schema) == []
+
+
+def test_evidence_late_in_the_file_and_in_ragged_rows_is_seen(tmp_path):
+    plain = [f"Selatan,{i},{i}" for i in range(9_000)]
+    # a short row and a late Indonesian value, past the first chunks of rows read
+    src = _write(tmp_path, [*plain, "Timur", 'Barat,"1.234.567","2,5"'])
+    dest = tmp_path / "out.csv"
+    assert normalise_numbers(src, dest, SCHEMA) == ["jumlah", "rata_rata"]
+    assert dest.read_text().splitlines()[-2:] == ["Timur", "Barat,1234567,2.5"]
+
+
+def test_only_type_errors_in_candidate_columns_call_for_conversion():
+    from harvesters.numbers import may_need_converting
+
+    assert may_need_converting(["jumlah"], SCHEMA)
+    assert may_need_converting([None, "rata_rata"], SCHEMA)
+    assert not may_need_converting([], SCHEMA)
+    assert not may_need_converting(["kecamatan", None], SCHEMA)  # not numeric
+    declared = {"fields": [{"name": "jumlah", "type": "integer", "groupChar": "."}]}
+    assert not may_need_converting(["jumlah"], declared)  # its own separators
+
+
+def test_every_indonesian_value_is_a_type_error_for_the_checks(tmp_path):
+    """The premise of checking first: a table needing conversion always fails its first check."""
+    from harvesters.numbers import may_need_converting
+
+    for rows in (['Selatan,"1.234","1"'], ['Selatan,"1","12,5"'], ['Selatan,"1","1.234.567"']):
+        src = _write(tmp_path, rows)
+        report = check_table(src, SCHEMA)
+        fields = [i.field for i in report.issues if i.code == "type-error"]
+        assert may_need_converting(fields, SCHEMA), rows
+        assert normalise_numbers(src, tmp_path / "out.csv", SCHEMA), rows

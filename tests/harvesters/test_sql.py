@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import os
 import sqlite3
 import time
 import uuid
@@ -12,16 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, make_url, text
+from sqlalchemy import Engine, create_engine, make_url, text
 
 from harvesters.base import HarvestedItem, HarvestResult, ItemOutcome, ItemResult, SourceConfig
 from harvesters.http import FetchPolicy
 from harvesters.sql import QueryRefused, SqlHarvester, SqlOptions, check_query
+from tests.conftest import PG_URL
 
-PG_URL = os.environ.get(
-    "ONEDATA_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
-REQUIRE_PG = os.environ.get("ONEDATA_REQUIRE_POSTGRES") == "1"
 ROWS = 50_000
 SECRET = "s3cr3t-Pa55"
 
@@ -78,20 +74,15 @@ def sqlite_url(tmp_path: Path) -> str:
 
 
 @pytest.fixture(scope="module")
-def pg_schema() -> Iterator[str]:
-    """A schema with a 50k-row table and a sequence, dropped at the end."""
-    try:
-        admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(text("SELECT 1"))
-    except Exception as exc:  # the server is absent: say so, loudly
-        message = f"PostgreSQL not reachable at {PG_URL}: {type(exc).__name__}: {exc}"
-        if REQUIRE_PG:
-            pytest.fail(message + " (ONEDATA_REQUIRE_POSTGRES=1)")
-        pytest.skip(message)
+def pg_schema(pg_admin: Engine) -> Iterator[str]:
+    """A schema with a 50k-row table and a sequence, dropped at the end.
+
+    ``pg_admin`` (tests/conftest.py) skips these tests, or fails them under
+    ``ONEDATA_REQUIRE_POSTGRES=1``, when the server cannot be reached.
+    """
     schema = f"sqlh_{uuid.uuid4().hex[:12]}"
     try:
-        with admin.connect() as conn:
+        with pg_admin.connect() as conn:
             conn.execute(text(f'CREATE SCHEMA "{schema}"'))
             conn.execute(text(
                 f'CREATE TABLE "{schema}".penduduk AS SELECT g AS id, '
@@ -102,9 +93,8 @@ def pg_schema() -> Iterator[str]:
             conn.execute(text(f'CREATE SEQUENCE "{schema}".nomor'))
         yield schema
     finally:
-        with admin.connect() as conn:
+        with pg_admin.connect() as conn:
             conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-        admin.dispose()
 
 
 def pg_count(schema: str) -> int:
