@@ -49,6 +49,9 @@ class SourceConfig:
     #: Hosts the operator allows even on private or loopback addresses
     #: (``ONEDATA_HARVEST_ALLOW_HOSTS``). Never taken from ``options``.
     allow_hosts: tuple[str, ...] = ()
+    #: Connect, read and total timeouts of each request, in seconds (the operator's
+    #: ``ONEDATA_HARVEST_*_TIMEOUT``); ``None`` keeps the fetch policy's own.
+    timeouts: tuple[float, float, float] | None = None
 
 
 @dataclass(frozen=True)

@@ -92,3 +92,9 @@ class NotModified(Unchanged):
     """The source answered 304: the item has not changed since the validators were recorded."""
 
     code = "not-modified"
+
+
+#: Error codes that mean "the source could not be reached" (as opposed to a bad file).
+UNREACHABLE_CODES = frozenset(
+    {SourceUnavailable.code, FetchRefused.code, FetchTimeout.code, FetchFailed.code}
+)

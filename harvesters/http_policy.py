@@ -71,12 +71,19 @@ def set_default_policy(policy: FetchPolicy) -> None:
 
 def allow_policy(source: SourceConfig, policy: FetchPolicy | None = None) -> FetchPolicy:
     """The policy for ``source``: an explicit one, else the default widened by the source's
-    ``allow_hosts`` (the operator's setting, never producer options)."""
+    ``allow_hosts`` and with its ``timeouts`` (the operator's settings, never producer options)."""
     if policy is not None:
         return policy
+    chosen = default_policy()
     if source.allow_hosts:
-        return FetchPolicy(allow_hosts=parse_allow_hosts(source.allow_hosts))
-    return default_policy()
+        hosts = chosen.allow_hosts | parse_allow_hosts(source.allow_hosts)
+        chosen = dataclasses.replace(chosen, allow_hosts=hosts)
+    if source.timeouts is not None:
+        connect, read, total = source.timeouts
+        chosen = dataclasses.replace(
+            chosen, connect_timeout=connect, read_timeout=read, total_timeout=total
+        )
+    return chosen
 
 
 def policy_for(source: SourceConfig, policy: FetchPolicy | None = None) -> FetchPolicy:

@@ -42,6 +42,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         auth,
         catalog,
         harvest,
+        harvest_sources,
         oidc,
         security_log,
     )
@@ -58,6 +59,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(catalog.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(harvest.bp)
+    app.register_blueprint(harvest_sources.bp)
     app.register_blueprint(account_tokens.bp)
     app.register_blueprint(access_requests.bp)
     app.register_blueprint(admin.bp)

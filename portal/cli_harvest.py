@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import sys
 import threading
+from pathlib import Path
+from typing import Any
 
 import click
 from flask import Flask
@@ -36,6 +38,7 @@ def harvest_list(app: Flask) -> None:
             "last run",
             "last success",
             "fails",
+            "failed items",
             "stale",
             "last error",
         )
@@ -48,6 +51,7 @@ def harvest_list(app: Flask) -> None:
                 _when(h.last_run_at),
                 _when(h.last_success_at),
                 str(h.consecutive_failures),
+                "—" if h.failed_items is None else str(h.failed_items),
                 "[red]yes[/red]" if h.stale else "no",
                 (h.last_error or "")[:80],
                 style=None if h.active else "dim",
@@ -60,30 +64,102 @@ def harvest_list(app: Flask) -> None:
 @click.option("--url", required=True, help="URL (or folder path) of the source.")
 @click.option("--org", "org_name", required=True, help="Name of the OPD that owns the source.")
 @click.option("--name", default=None, help="Unique source name (default: <org>-<kind>).")
+@click.option("--title", default=None, help="Title shown on the health page (default: the name).")
 @click.option("--frequency", type=click.Choice([f.value for f in Frequency]), default="harian")
 @click.option("--trusted", is_flag=True, help="Publish clean versions without review.")
+@click.option(
+    "--config",
+    "config_text",
+    default=None,
+    metavar="JSON",
+    help="The harvester's options: a JSON object, or @path/to/file.json.",
+)
 @with_app
 def harvest_add(
-    app: Flask, kind: str, url: str, org_name: str, name: str | None, frequency: str, trusted: bool
+    app: Flask,
+    kind: str,
+    url: str,
+    org_name: str,
+    name: str | None,
+    title: str | None,
+    frequency: str,
+    trusted: bool,
+    config_text: str | None,
 ) -> None:
     from portal.errors import PortalError
+    from portal.services.access import OPERATOR
     from portal.services.catalog import get_organization
-    from portal.services.harvest import create_source
+    from portal.services.harvest_sources import add_source
 
+    config = _config_option(config_text)
     try:
         with db.transaction() as session:
-            source = create_source(
+            source = add_source(
                 session,
+                OPERATOR,
                 kind=kind,
                 url=url,
                 organization=get_organization(session, org_name),
                 name=name,
+                title=title,
                 trusted=trusted,
                 frequency=Frequency(frequency),
+                config=config,
             )
             console.print(f"Added source [bold]{source.name}[/bold].")
     except PortalError as exc:
         raise click.ClickException(exc.message) from exc
+
+
+@harvest.command("pause", help="Stop harvesting a source on schedule (--due and --all skip it).")
+@click.argument("name")
+@with_app
+def harvest_pause(app: Flask, name: str) -> None:
+    _set_active(name, False)
+
+
+@harvest.command("resume", help="Harvest a paused source on schedule again.")
+@click.argument("name")
+@with_app
+def harvest_resume(app: Flask, name: str) -> None:
+    _set_active(name, True)
+
+
+def _set_active(name: str, active: bool) -> None:
+    from portal.errors import PortalError
+    from portal.services.access import OPERATOR
+    from portal.services.harvest_sources import get_managed_source, set_active
+
+    try:
+        with db.transaction() as session:
+            source = get_managed_source(session, OPERATOR, name)
+            changed = set_active(session, OPERATOR, source, active)
+    except PortalError as exc:
+        raise click.ClickException(exc.message) from exc
+    state = "resumed" if active else "paused"
+    console.print(
+        f"Source [bold]{name}[/bold] {state}." if changed else f"{name} is already {state}."
+    )
+
+
+def _config_option(text: str | None) -> dict[str, Any] | None:
+    """``--config``: a JSON object, or ``@file`` holding one."""
+    from portal.errors import Invalid
+    from portal.services.harvest_sources import parse_config
+
+    if text is None:
+        return None
+    if text.startswith("@"):
+        try:
+            text = Path(text[1:]).expanduser().read_text(encoding="utf-8")
+        except OSError as exc:
+            raise click.BadParameter(
+                f"cannot read {text[1:]}: {exc.strerror or exc}", param_hint="--config"
+            ) from exc
+    try:
+        return parse_config(text)
+    except Invalid as exc:
+        raise click.BadParameter(exc.message, param_hint="--config") from exc
 
 
 @harvest.command("run", help="Harvest the named sources, all of them (--all) or those due (--due).")

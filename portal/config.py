@@ -78,7 +78,21 @@ SETTINGS: dict[str, tuple[Any, str]] = {
         "",
         "Comma-separated hosts a harvester may reach even on private or loopback addresses.",
     ),
-    "HARVEST_CONCURRENCY": (4, "Sources harvested at the same time."),
+    "HARVEST_CONCURRENCY": (
+        4,
+        "Sources checked and published at the same time (the CPU- and database-bound work).",
+    ),
+    "HARVEST_FETCH_CONCURRENCY": (
+        32,
+        "Sources that may wait on the network at the same time, so unreachable sources cost one"
+        " timeout in all, not one each.",
+    ),
+    "HARVEST_CONNECT_TIMEOUT": (10, "Seconds a harvester waits to connect to a source."),
+    "HARVEST_READ_TIMEOUT": (30, "Seconds a harvester waits for any single read from a source."),
+    "HARVEST_TOTAL_TIMEOUT": (
+        300,
+        "Seconds one download (redirects and the whole body) may take.",
+    ),
     "HARVEST_QUEUE": ("onedata-harvest", "Name of the RQ queue harvest jobs go to."),
     "HARVEST_JOB_DEADLINE": (3600, "Seconds after which a harvest job stops taking new items."),
     "HARVEST_HEARTBEAT_TIMEOUT": (
@@ -113,6 +127,8 @@ def _coerce(default: Any, raw: str) -> Any:
         return raw.strip().lower() in {"1", "true", "yes", "on"}
     if isinstance(default, int):
         return int(raw)
+    if isinstance(default, float):
+        return float(raw)
     return raw
 
 

@@ -6,7 +6,9 @@ application (configuration, storage, a session per thread) and turns jobs into s
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -60,9 +62,17 @@ def reap(app: Flask) -> int:
 
 
 def run_one(
-    app: Flask, name: str, *, dry_run: bool = False, progress: Progress | None = None
+    app: Flask,
+    name: str,
+    *,
+    dry_run: bool = False,
+    progress: Progress | None = None,
+    work_slot: AbstractContextManager[Any] | None = None,
 ) -> JobSummary:
     """Harvest the source called ``name`` in this thread, with its own session.
+
+    ``work_slot``, when given, is held while each item is checked and published (see
+    :mod:`portal.services.harvest_limits`).
 
     :raises portal.errors.NotFound: when there is no such source.
     """
@@ -78,6 +88,7 @@ def run_one(
                 dry_run=dry_run,
                 on_gathered=(lambda n: progress(name, "total", n)) if progress else None,
                 on_item=(lambda _r, i: progress(name, "item", i + 1)) if progress else None,
+                work_slot=work_slot,
             )
             return summarize(job)
         finally:
@@ -87,12 +98,15 @@ def run_one(
 def run_many(
     app: Flask, names: list[str], *, dry_run: bool = False, progress: Progress | None = None
 ) -> list[JobSummary]:
-    """Harvest several sources, ``ONEDATA_HARVEST_CONCURRENCY`` at a time."""
+    """Harvest several sources: up to ``ONEDATA_HARVEST_FETCH_CONCURRENCY`` of them waiting on
+    the network, ``ONEDATA_HARVEST_CONCURRENCY`` of them checking and publishing at a time."""
     reap(app)
+    concurrency = max(1, int(app.config["HARVEST_CONCURRENCY"]))
+    slots = threading.BoundedSemaphore(concurrency)
     return run_concurrently(
         names,
-        lambda name: run_one(app, name, dry_run=dry_run, progress=progress),
-        int(app.config["HARVEST_CONCURRENCY"]),
+        lambda name: run_one(app, name, dry_run=dry_run, progress=progress, work_slot=slots),
+        max(concurrency, int(app.config.get("HARVEST_FETCH_CONCURRENCY", concurrency))),
     )
 
 

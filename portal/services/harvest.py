@@ -6,12 +6,13 @@ import shutil
 import threading
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select, update
+from sqlalchemy import CursorResult, select, update
 from sqlalchemy.orm import Session
 
 from harvesters import get_harvester
@@ -29,6 +30,7 @@ from portal.models import (
     utcnow,
 )
 from portal.services.events import EventTag, record_event
+from portal.services.harvest_limits import InSlot, unreachable_error
 from portal.services.ingest import HARVESTER, Ingestor, slugify
 from portal.storage import LocalStorage
 
@@ -94,6 +96,8 @@ class RunSettings:
     reference_dir: Path | None
     max_file_size: int
     allow_hosts: tuple[str, ...] = ()
+    #: Connect, read and total timeouts of each request (``None``: the fetcher's defaults).
+    timeouts: tuple[float, float, float] | None = None
     deadline_seconds: float = 3600
     heartbeat_seconds: float = 30
     withdraw_grace: timedelta = timedelta(days=7)
@@ -108,8 +112,12 @@ def run_source(
     dry_run: bool = False,
     on_item: ItemCallback | None = None,
     on_gathered: Callable[[int], None] | None = None,
+    work_slot: AbstractContextManager[Any] | None = None,
 ) -> HarvestJob:
     """Run one harvest of ``source`` to the end; commits the job and each item as it goes.
+
+    A job queued for this source ("run now", :func:`claim_pending_job`) is taken over, so the
+    page that queued it follows this run; otherwise a new job is created.
 
     Never raises for a failing source or item: the job records what happened. While it runs,
     a heartbeat thread stamps the job so that a dead worker's job can be told apart (see
@@ -120,18 +128,23 @@ def run_source(
     :param dry_run: compute each item's outcome without storing anything.
     :param on_item: progress callback, after each item.
     :param on_gathered: called with the number of items once the source is listed.
+    :param work_slot: held while each item is checked and published (not while it downloads),
+        shared by the runs of :func:`portal.harvesting.run_many`.
     """
     now = utcnow()
-    job = HarvestJob(
-        source_id=source.id,
-        status=JobStatus.RUNNING,
-        dry_run=dry_run,
-        started_at=now,
-        heartbeat_at=now,
-        deadline_at=now + timedelta(seconds=settings.deadline_seconds),
-    )
-    session.add(job)
-    session.flush()
+    deadline_at = now + timedelta(seconds=settings.deadline_seconds)
+    job = claim_pending_job(session, source, dry_run=dry_run, deadline_at=deadline_at)
+    if job is None:
+        job = HarvestJob(
+            source_id=source.id,
+            status=JobStatus.RUNNING,
+            dry_run=dry_run,
+            started_at=now,
+            heartbeat_at=now,
+            deadline_at=deadline_at,
+        )
+        session.add(job)
+        session.flush()
     record_event(
         session,
         EventTag.HARVEST_RUN_START,
@@ -168,6 +181,7 @@ def run_source(
         if on_item is not None:
             on_item(result, index)
 
+    unreachable: str | None = None
     heartbeat.start()
     try:
         harvester = get_harvester(source.kind)(
@@ -177,16 +191,19 @@ def run_source(
                 max_file_size=settings.max_file_size,
                 options=_options(source),
                 allow_hosts=settings.allow_hosts,
+                timeouts=settings.timeouts,
             ),
             staging_dir=staging,
         )
         result = harvester.run(
-            ingestor,
+            ingestor if work_slot is None else InSlot(ingestor, work_slot),
             dry_run=dry_run,
             on_item=item_done,
             on_gathered=gathered,
             deadline=time.monotonic() + settings.deadline_seconds,
         )
+        unreachable = unreachable_error(result)
+        result.error = result.error or unreachable
         withdrawn = 0
         if not dry_run and result.error is None:
             withdrawn = withdraw_missing(session, source, job, result.seen_ids, settings)
@@ -209,14 +226,55 @@ def run_source(
         heartbeat.stop()
         shutil.rmtree(staging, ignore_errors=True)
     job.finished_at = utcnow()
-    _record_end(session, source, job)
+    _record_end(session, source, job, unreachable=unreachable is not None)
     session.commit()
     return job
 
 
-def _record_end(session: Session, source: HarvestSource, job: HarvestJob) -> None:
+def claim_pending_job(
+    session: Session, source: HarvestSource, *, dry_run: bool, deadline_at: datetime
+) -> HarvestJob | None:
+    """Take the oldest pending job of ``source`` and mark it running, if there is one.
+
+    The claim is one conditional ``UPDATE``: of two workers racing for the same pending job,
+    exactly one gets it and the other creates a job of its own.
+
+    :param dry_run: claim only a job of this mode.
+    :param deadline_at: when the claimed job must stop taking items.
+    :returns: the claimed job (flushed, running), or ``None``.
+    """
+    pending = session.scalars(
+        select(HarvestJob.id)
+        .where(
+            HarvestJob.source_id == source.id,
+            HarvestJob.status == JobStatus.PENDING,
+            HarvestJob.dry_run.is_(dry_run),
+        )
+        .order_by(HarvestJob.id)
+    ).all()
+    for job_id in pending:
+        now = utcnow()
+        claimed = session.execute(
+            update(HarvestJob)
+            .where(HarvestJob.id == job_id, HarvestJob.status == JobStatus.PENDING)
+            .values(
+                status=JobStatus.RUNNING,
+                started_at=now,
+                heartbeat_at=now,
+                deadline_at=deadline_at,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        if cast(CursorResult[Any], claimed).rowcount == 1:
+            return session.get(HarvestJob, job_id, populate_existing=True)
+    return None
+
+
+def _record_end(
+    session: Session, source: HarvestSource, job: HarvestJob, *, unreachable: bool = False
+) -> None:
     counts = {k: v for k, v in job.counts.items() if isinstance(v, int)}
-    if job.status is JobStatus.FAILED and job.error and job.done == 0:
+    if job.status is JobStatus.FAILED and job.error and (job.done == 0 or unreachable):
         record_event(
             session,
             EventTag.HARVEST_SOURCE_UNREACHABLE,
@@ -274,6 +332,18 @@ def withdraw_missing(
                     error_type="missing-at-source",
                     error=f"not at the source since {last_seen:%Y-%m-%d %H:%M} UTC",
                 )
+            )
+            record_event(
+                session,
+                EventTag.REVIEW_DATASET_WITHDRAW,
+                actor=HARVESTER,
+                target=dataset,
+                details={
+                    "dataset": dataset.name,
+                    "reason": "missing-at-source",
+                    "last_seen": f"{last_seen:%Y-%m-%dT%H:%M}Z",
+                    "job": job.id,
+                },
             )
             withdrawn += 1
     session.flush()
@@ -349,6 +419,11 @@ def settings_from_config(config: Any) -> RunSettings:
         reference_dir=schemas / "reference",
         max_file_size=int(config["MAX_FILE_SIZE"]),
         allow_hosts=hosts,
+        timeouts=(
+            float(config.get("HARVEST_CONNECT_TIMEOUT", 10)),
+            float(config.get("HARVEST_READ_TIMEOUT", 30)),
+            float(config.get("HARVEST_TOTAL_TIMEOUT", 300)),
+        ),
         deadline_seconds=float(config.get("HARVEST_JOB_DEADLINE", 3600)),
         withdraw_grace=timedelta(days=float(config.get("HARVEST_WITHDRAW_GRACE_DAYS", 7))),
     )

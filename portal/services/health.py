@@ -7,7 +7,7 @@ are never called stale.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import func, select
@@ -23,6 +23,7 @@ from portal.models import (
     Version,
     utcnow,
 )
+from portal.services.harvest import failed_count
 from portal.services.harvest_schedule import INTERVALS, aware
 
 #: A source is stale when nothing changed for this many of its declared periods.
@@ -52,6 +53,10 @@ class SourceHealth:
     last_change_at: datetime | None
     stale: bool
     running_job_id: int | None
+    #: Items that failed in the last finished job (``None`` until the source has been run).
+    failed_items: int | None = None
+    #: Item errors (failed or skipped) of the last finished job by type: for stewards only.
+    last_errors_by_type: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -131,6 +136,8 @@ def _health(
         last_change_at=last_change,
         stale=stale,
         running_job_id=running.id if running else None,
+        failed_items=failed_count(last) if last else None,
+        last_errors_by_type=dict((last.counts or {}).get("errors_by_type") or {}) if last else {},
     )
 
 

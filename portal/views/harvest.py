@@ -12,6 +12,7 @@ from portal.db import get_session
 from portal.errors import NotFound
 from portal.models import HarvestJob
 from portal.services.harvest_schedule import aware
+from portal.services.harvest_sources import may_manage_sources
 from portal.services.health import SourceHealth, organization_health, source_health
 from portal.views import current_actor
 
@@ -27,24 +28,33 @@ def _health_dict(h: SourceHealth, with_errors: bool) -> dict[str, Any]:
             data[key] = value.value
     if not with_errors:
         data["last_error"] = None
+        data["last_errors_by_type"] = None
     return data
 
 
 @bp.get("/harvest")
 def health_page() -> str:
     sources = source_health(get_session())
+    actor = current_actor()
     return render_template(
         "harvest_health.html",
         sources=sources,
         organizations=organization_health(sources),
-        show_errors=current_actor().is_staff,
+        show_errors=actor.is_staff,
+        can_manage=may_manage_sources(actor),
     )
 
 
 @bp.get("/harvest/job/<int:job_id>")
 def job_page(job_id: int) -> str:
     job = _job(job_id)
-    return render_template("harvest_job.html", job=job, show_errors=current_actor().is_staff)
+    actor = current_actor()
+    return render_template(
+        "harvest_job.html",
+        job=job,
+        show_errors=actor.is_staff,
+        can_manage=may_manage_sources(actor),
+    )
 
 
 @bp.get("/api/v1/harvest/sources")
