@@ -7,12 +7,13 @@ from pathlib import Path
 
 import click
 from flask import Flask
-from rich.table import Table
 
 from portal import config as settings
 from portal import create_app, db, migrate
 from portal.cli_common import console, instance_path, with_app
 from portal.cli_harvest import harvest, print_summary, run_with_progress, worker
+from portal.cli_oauth import oauth
+from portal.cli_review import review
 from portal.cli_security import security
 from portal.cli_users import users
 
@@ -77,66 +78,12 @@ def serve(app: Flask, host: str, port: int) -> None:
     app.run(host=host, port=port, debug=False, use_reloader=False)
 
 
-@main.group(help="Versions waiting for a steward (until the workspace exists).")
-def review() -> None:
-    pass
-
-
-@review.command("list", help="List versions waiting for review.")
-@with_app
-def review_list(app: Flask) -> None:
-    from portal.services.publishing import pending_versions
-
-    with db.transaction() as session:
-        table = Table("dataset", "resource", "version", "rows", "harvested")
-        for v in pending_versions(session):
-            table.add_row(
-                v.resource.dataset.name,
-                v.resource.name,
-                str(v.number),
-                str(v.row_count),
-                v.created_at.strftime("%Y-%m-%d %H:%M"),
-            )
-        console.print(table)
-
-
-@review.command("approve", help="Publish the versions of DATASET that wait for review.")
-@click.argument("dataset")
-@click.option("--note", default="", help="Change note kept with the version.")
-@with_app
-def review_approve(app: Flask, dataset: str, note: str) -> None:
-    _decide(dataset, approve=True, text=note)
-
-
-@review.command("reject", help="Refuse the versions of DATASET that wait for review.")
-@click.argument("dataset")
-@click.option("--reason", required=True, help="Why, for the producer.")
-@with_app
-def review_reject(app: Flask, dataset: str, reason: str) -> None:
-    _decide(dataset, approve=False, text=reason)
-
-
-def _decide(dataset: str, *, approve: bool, text: str) -> None:
-    from portal.services.access import OPERATOR
-    from portal.services.publishing import pending_versions, publish_version, reject_version
-
-    with db.transaction() as session:
-        versions = [v for v in pending_versions(session) if v.resource.dataset.name == dataset]
-        if not versions:
-            raise click.ClickException(f"no version of {dataset!r} is waiting for review")
-        for v in versions:
-            if approve:
-                publish_version(session, OPERATOR, v, text)
-            else:
-                reject_version(session, OPERATOR, v, text)
-            verb = "published" if approve else "rejected"
-            console.print(f"{dataset} · {v.resource.name} · version {v.number}: {verb}")
-
-
 main.add_command(harvest)
 main.add_command(worker)
 main.add_command(users)
+main.add_command(oauth)
 main.add_command(security)
+main.add_command(review)
 
 
 if __name__ == "__main__":

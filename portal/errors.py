@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Flask, Response, jsonify, render_template, request
+from flask import Flask, Response, g, jsonify, render_template, request
 from flask_babel import gettext as _
 from werkzeug.exceptions import HTTPException
 
@@ -93,5 +93,33 @@ def register(app: Flask) -> None:
     @app.errorhandler(Exception)
     def unexpected(exc: Exception) -> Response:
         app.logger.exception("unexpected error on %s %s", request.method, request.path)
+        _record_unexpected(app, exc)
         message = _("Something went wrong on our side. Please try again later.")
         return _respond(500, message, [{"code": "internal_error", "message": message}])
+
+
+def _record_unexpected(app: Flask, exc: Exception) -> None:
+    """Log ``system:error:unexpected`` (exception type and request id, never the message).
+
+    The request's own work is rolled back first: it failed half-way, and its transaction may
+    hold the log's head lock. The event is written in a transaction of its own, and nothing
+    here may raise: a broken database must still answer with the generic page.
+    """
+    from portal.identity import request_info
+    from portal.services.events import EventTag, record_failure_event
+
+    try:
+        failed = g.pop("db_session", None)
+        if failed is not None:
+            failed.expunge_all()  # the page may still show the signed-in user: keep it loaded
+            failed.close()  # rolls the work back and frees the connection
+        record_failure_event(
+            app.extensions["onedata.engine"],
+            EventTag.SYSTEM_ERROR_UNEXPECTED,
+            actor=g.get("actor"),  # only when already known: resolving it may need the database
+            target=("endpoint", request.endpoint),
+            details={"exception": type(exc).__name__},
+            request=request_info(500),
+        )
+    except Exception:  # the page must still be served; the application log keeps the trace
+        app.logger.exception("could not record the unexpected error in the security log")

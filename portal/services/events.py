@@ -95,6 +95,7 @@ class EventTag(StrEnum):
     SYSTEM_RATE_LIMIT_HIT = "system:rate_limit:hit"
     USER_ACCOUNT_CREATE = "user:account:create"
     USER_ACCOUNT_DISABLE = "user:account:disable"
+    USER_ACCOUNT_ENABLE = "user:account:enable"
 
 
 T = EventTag
@@ -121,8 +122,12 @@ TAG_DOCS: dict[EventTag, str] = {
     T.AUTHZ_ACCESS_DENY: "A request was refused: another OPD's data, a draft, internal data.",
     T.AUTHZ_ROLE_GRANT: "A role or OPD membership was granted to a user.",
     T.AUTHZ_ROLE_REVOKE: "A role or OPD membership was taken from a user.",
-    T.DATA_DATASET_DOWNLOAD: "Data of a restricted or internal dataset was downloaded or queried.",
-    T.DATA_DATASET_EXPORT: "A bulk export of non-public data was made.",
+    T.DATA_DATASET_DOWNLOAD: (
+        "The original file of a restricted or internal dataset was downloaded."
+    ),
+    T.DATA_DATASET_EXPORT: (
+        "A derived export (CSV, …) of a restricted or internal dataset was downloaded."
+    ),
     T.HARVEST_FILE_CHANGE: "A harvested file changed size or checksum since its last version.",
     T.HARVEST_PII_DETECT: "Personal data found in a harvested table (column, detector, count).",
     T.HARVEST_RUN_END: "A harvest run finished (status and item counts).",
@@ -134,18 +139,28 @@ TAG_DOCS: dict[EventTag, str] = {
     T.LOG_INTEGRITY_OK: "Verification of this log passed (records and checkpoints checked).",
     T.LOG_RECORD_EXPORT: "This log was exported (format, number of records).",
     T.LOG_RECORD_READ: "Records of this log were read on the admin page or through the API.",
-    T.REVIEW_DATASET_EDIT: "A dataset's metadata was edited (changed field names).",
-    T.REVIEW_DATASET_SUBMIT: "A producer submitted a dataset for review.",
-    T.REVIEW_DATASET_WITHDRAW: "A published dataset was withdrawn from the public.",
+    T.REVIEW_DATASET_EDIT: (
+        "A dataset's metadata was edited (changed fields; old → new for short fields)."
+    ),
+    T.REVIEW_DATASET_SUBMIT: (
+        "A clean version from an untrusted source entered review (actor: the harvester)."
+    ),
+    T.REVIEW_DATASET_WITHDRAW: (
+        "A dataset was withdrawn: by a steward (with reason) or by the harvest after its "
+        "grace period."
+    ),
     T.REVIEW_VERSION_APPROVE: "A steward approved a version.",
     T.REVIEW_VERSION_OVERRIDE: "A steward published a version despite failed checks (with reason).",
-    T.REVIEW_VERSION_PUBLISH: "A version became the public current version.",
+    T.REVIEW_VERSION_PUBLISH: (
+        "A version became the public current version (steward, override or trusted source)."
+    ),
     T.REVIEW_VERSION_REJECT: "A steward rejected a version (with reason).",
     T.SYSTEM_CONFIG_CHANGE: "A setting was changed (name; values only when not secret).",
     T.SYSTEM_ERROR_UNEXPECTED: "An unexpected error answered 500 (exception type, request id).",
     T.SYSTEM_RATE_LIMIT_HIT: "A client went over a rate limit.",
     T.USER_ACCOUNT_CREATE: "A user account was created.",
     T.USER_ACCOUNT_DISABLE: "A user account was disabled.",
+    T.USER_ACCOUNT_ENABLE: "A disabled account was enabled again (revoked tokens stay revoked).",
 }
 
 #: Tags whose default outcome is ``failure``.

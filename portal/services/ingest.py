@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from harvesters.base import HarvestedItem, ItemOutcome, ItemResult, StagedFile, attach_table
 from harvesters.checks import CheckReport, check_table, load_schema
-from harvesters.numbers import normalise_numbers
+from harvesters.numbers import may_need_converting, normalise_numbers
 from portal.datastore import RowsWriter
 from portal.models import (
     AccessLevel,
@@ -28,6 +28,7 @@ from portal.models import (
     HarvestSource,
     Resource,
     Tag,
+    Version,
     VersionStatus,
     utcnow,
 )
@@ -196,18 +197,27 @@ class Ingestor:
             if last is not None and last.sha256 == staged.sha256:
                 return None
         schema = load_schema(dataset.schema_name, self.schemas_dir) if dataset.schema_name else None
-        staged = _with_canonical_numbers(staged, schema)
         rows = None if dry_run else self._rows_writer(staged, schema)
         try:
             report = check_table(
                 staged.table_path, schema, reference_dir=self.reference_dir, rows=rows
             )
+            converted = _with_canonical_numbers(staged, schema, report)
+            if converted is not staged:  # Indonesian numbers: check the canonical copy instead
+                staged = converted
+                if rows is not None:
+                    rows.discard()
+                    rows = self._rows_writer(staged, schema)
+                report = check_table(
+                    staged.table_path, schema, reference_dir=self.reference_dir, rows=rows
+                )
             if dry_run:
                 return report
             self._record_checks(resource, staged, report)
             if not report.valid:
                 status = VersionStatus.QUARANTINED
-            elif self.source.trusted:
+            elif self.source.trusted and dataset.state is not DatasetState.WITHDRAWN:
+                # a withdrawn dataset comes back only through a steward, not by its source alone
                 status = VersionStatus.PUBLISHED
             else:
                 status = VersionStatus.IN_REVIEW
@@ -223,8 +233,10 @@ class Ingestor:
             )
             if status is VersionStatus.PUBLISHED:
                 publish_version(self.session, self.actor, version)
-            elif status is VersionStatus.IN_REVIEW and dataset.state is DatasetState.DRAFT:
-                dataset.state = DatasetState.IN_REVIEW
+            elif status is VersionStatus.IN_REVIEW:
+                if dataset.state is DatasetState.DRAFT:
+                    dataset.state = DatasetState.IN_REVIEW
+                self._record_submit(version)
             return report
         finally:
             if rows is not None:
@@ -236,6 +248,22 @@ class Ingestor:
             return None
         key = rows_key(staged.sha256, schema)
         return None if self.storage.exists(key) else RowsWriter(self.storage.path(key))
+
+    def _record_submit(self, version: Version) -> None:
+        """A clean version of an untrusted source now waits for a steward."""
+        record_event(
+            self.session,
+            EventTag.REVIEW_DATASET_SUBMIT,
+            actor=self.actor,
+            target=version,
+            details={
+                "dataset": version.resource.dataset.name,
+                "resource": version.resource_id,
+                "version": version.number,
+                "source": self.source.name,
+                "job": self.job.id,
+            },
+        )
 
     def _record_checks(self, resource: Resource, staged: StagedFile, report: CheckReport) -> None:
         """Security events for what the checks found: changes, schema errors, personal data."""
@@ -324,10 +352,19 @@ class Ingestor:
         return name
 
 
-def _with_canonical_numbers(staged: StagedFile, schema: dict[str, Any] | None) -> StagedFile:
-    """Rewrite Indonesian-style numbers (``1.234.567``, ``12,5``) in numeric CSV columns."""
+def _with_canonical_numbers(
+    staged: StagedFile, schema: dict[str, Any] | None, report: CheckReport
+) -> StagedFile:
+    """Rewrite Indonesian-style numbers (``1.234.567``, ``12,5``) in numeric CSV columns.
+
+    Only tables whose checks found type errors in numeric columns can need it (see
+    :func:`harvesters.numbers.may_need_converting`); the others are returned as they are.
+    """
     if schema is None or (staged.format != "csv" and staged.table is None):
         return staged  # XLSX cells carry their own numeric types
+    type_errors = (issue.field for issue in report.issues if issue.code == "type-error")
+    if not may_need_converting(type_errors, schema):
+        return staged
     converted = staged.path.with_name(staged.path.name + ".numbers.csv")
     try:
         columns = normalise_numbers(staged.table_path, converted, schema)

@@ -17,10 +17,14 @@ from sqlalchemy.orm import Session
 from harvesters.base import StagedFile
 from harvesters.checks import CheckReport
 from portal.datastore import RowsWriter, build_rows_file
-from portal.errors import Conflict
-from portal.models import DatasetState, Resource, Version, VersionStatus, utcnow
-from portal.services.access import Actor
+from portal.errors import Conflict, Forbidden, Invalid
+from portal.models import Dataset, DatasetState, Resource, Version, VersionStatus, utcnow
+from portal.services.access import Actor, Permission, can
+from portal.services.events import EventTag, RequestInfo, record_event
 from portal.storage import LocalStorage
+
+#: How much of a reason or note the log keeps (the version keeps it whole).
+REASON_CHARS = 300
 
 
 def original_key(sha256: str) -> str:
@@ -96,39 +100,139 @@ def store_version(
     return version
 
 
-def publish_version(session: Session, actor: Actor, version: Version, note: str = "") -> None:
+def publish_version(
+    session: Session,
+    actor: Actor,
+    version: Version,
+    note: str = "",
+    *,
+    request: RequestInfo | None = None,
+) -> None:
     """Make ``version`` its resource's current version and the dataset published.
 
+    A version waiting in review is approved first (``review:version:approve``); every
+    publication records ``review:version:publish``. A version that a trusted source's harvest
+    stored as published publishes itself; anything else needs a steward or an admin.
+
     :param actor: who publishes (the harvest of a trusted source, or a steward).
+    :param note: a change note kept with the version.
+    :param request: the HTTP context, when a web request publishes.
+    :raises Forbidden: when ``actor`` may not approve or publish this dataset.
     :raises Conflict: when the version is quarantined or rejected.
     """
     if version.status in (VersionStatus.QUARANTINED, VersionStatus.REJECTED):
         raise Conflict(
             f"version {version.number} is {version.status.value} and cannot be published"
         )
+    dataset = version.resource.dataset
+    approving = version.status is VersionStatus.IN_REVIEW
+    if approving:
+        require(actor, Permission.REVIEW_VERSION_APPROVE, dataset)
+    elif not _trusted_harvest(version):
+        require(actor, Permission.REVIEW_DATASET_PUBLISH, dataset)
+    if note:
+        version.note = note
+    if approving:
+        record_event(
+            session,
+            EventTag.REVIEW_VERSION_APPROVE,
+            actor=actor,
+            target=version,
+            details=_about(version, note=note),
+            request=request,
+        )
+    make_current(session, actor, version, request=request)
+
+
+def make_current(
+    session: Session, actor: Actor, version: Version, *, request: RequestInfo | None = None
+) -> None:
+    """Flip the pointers and record ``review:version:publish``; callers check the rules first.
+
+    :param actor: who publishes (already allowed to).
+    :param request: the HTTP context, when there is one.
+    """
     now = utcnow()
     version.status = VersionStatus.PUBLISHED
     version.published_at = version.published_at or now
-    if note:
-        version.note = note
     resource = version.resource
     resource.current_version_id = version.id
     dataset = resource.dataset
     dataset.state = DatasetState.PUBLISHED
     dataset.published_at = dataset.published_at or now
     session.flush()
+    record_event(
+        session,
+        EventTag.REVIEW_VERSION_PUBLISH,
+        actor=actor,
+        target=version,
+        details=_about(version),
+        request=request,
+    )
 
 
-def reject_version(session: Session, actor: Actor, version: Version, reason: str) -> None:
+def reject_version(
+    session: Session,
+    actor: Actor,
+    version: Version,
+    reason: str,
+    *,
+    request: RequestInfo | None = None,
+) -> None:
     """Refuse a version waiting for review.
 
+    :param reason: why, for the producer (kept with the version; the log keeps its start).
+    :param request: the HTTP context, when a web request rejects.
+    :raises Forbidden: when ``actor`` may not review this dataset.
+    :raises Invalid: when no reason is given.
     :raises Conflict: when the version is not in review.
     """
+    require(actor, Permission.REVIEW_VERSION_APPROVE, version.resource.dataset)
+    reason = reason.strip()
+    if not reason:
+        raise Invalid("a rejection needs a reason")
     if version.status is not VersionStatus.IN_REVIEW:
         raise Conflict(f"version {version.number} is {version.status.value}, not in review")
     version.status = VersionStatus.REJECTED
     version.note = reason
     session.flush()
+    record_event(
+        session,
+        EventTag.REVIEW_VERSION_REJECT,
+        actor=actor,
+        target=version,
+        details=_about(version, reason=reason),
+        request=request,
+    )
+
+
+def require(actor: Actor, permission: Permission, dataset: Dataset) -> None:
+    """:raises Forbidden: unless :func:`portal.services.access.can` lets ``actor`` do it."""
+    if not can(actor, permission, dataset):
+        raise Forbidden(f"you may not do {permission.value} on dataset {dataset.name!r}")
+
+
+def _trusted_harvest(version: Version) -> bool:
+    """A version a trusted source's harvest has just stored as published (never published yet)."""
+    source = version.resource.dataset.source
+    return (
+        version.status is VersionStatus.PUBLISHED
+        and version.published_at is None
+        and version.harvest_item_id is not None
+        and source is not None
+        and source.trusted
+    )
+
+
+def _about(version: Version, **text: str) -> dict[str, Any]:
+    """The facts the review events keep: dataset, resource, number; free text truncated."""
+    details: dict[str, Any] = {
+        "dataset": version.resource.dataset.name,
+        "resource": version.resource_id,
+        "version": version.number,
+    }
+    details.update({key: value[:REASON_CHARS] for key, value in text.items() if value})
+    return details
 
 
 def pending_versions(session: Session) -> list[Version]:

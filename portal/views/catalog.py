@@ -15,7 +15,9 @@ from flask import (
 from portal import datastore
 from portal.db import get_session
 from portal.errors import NotFound
-from portal.services import catalog
+from portal.identity import request_info
+from portal.models import Version
+from portal.services import catalog, downloads
 from portal.services.access import Permission, can
 from portal.storage import get_storage
 from portal.views import current_actor
@@ -94,6 +96,7 @@ def download_original(name: str, resource_id: str) -> Response:
     version = catalog.downloadable_version(
         current_actor(), resource, request.args.get("version", type=int)
     )
+    _log_access(version, downloads.ORIGINAL)
     return send_file(
         get_storage().path(version.original_key),
         download_name=version.filename,
@@ -114,6 +117,7 @@ def download_csv(name: str, resource_id: str) -> Response:
         raise NotFound("this version has no table to export")
     path = get_storage().path(version.rows_key)
     filename = f"{name}-v{version.number}.csv"
+    _log_access(version, "csv")
     return Response(
         stream_with_context(datastore.iter_csv(path)),
         mimetype="text/csv",
@@ -122,3 +126,12 @@ def download_csv(name: str, resource_id: str) -> Response:
             "ETag": f'"{version.sha256}-csv"',
         },
     )
+
+
+def _log_access(version: Version, kind: str) -> None:
+    """Log a download of non-public data, committed now: a streamed body must not hold the
+    log's head lock (and so every other writer) until the last byte is sent."""
+    if downloads.record_data_access(
+        get_session(), current_actor(), version, kind, request=request_info(200)
+    ):
+        get_session().commit()
