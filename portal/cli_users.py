@@ -1,8 +1,9 @@
-"""``onedata users``: accounts for operators at the console (create, set-role, disable, list).
+"""``onedata users``: accounts for operators at the console (create, set-role, disable, enable,
+list).
 
 Every change is made as :data:`portal.services.access.OPERATOR` through
 :mod:`portal.services.users`, which writes the security log (``user:account:create``,
-``authz:role:grant`` / ``authz:role:revoke``, ``user:account:disable``).
+``authz:role:grant`` / ``authz:role:revoke``, ``user:account:disable``, ``user:account:enable``).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from portal.services.accounts import MIN_PASSWORD, get_user
 ROLES = [r.value for r in Role if r is not Role.PUBLIC]
 
 
-@click.group(help="User accounts: create, change roles, disable, list.")
+@click.group(help="User accounts: create, change roles, disable, enable, list.")
 def users() -> None:
     pass
 
@@ -119,6 +120,18 @@ def disable(app: Flask, username: str) -> None:
     except PortalError as exc:
         raise click.ClickException(exc.message) from exc
     console.print(f"{username} is disabled.")
+
+
+@users.command("enable", help="Enable USERNAME again; its revoked tokens stay revoked.")
+@click.argument("username")
+@with_app
+def enable(app: Flask, username: str) -> None:
+    try:
+        with db.transaction() as session:
+            user_admin.enable_user(session, OPERATOR, get_user(session, username))
+    except PortalError as exc:
+        raise click.ClickException(exc.message) from exc
+    console.print(f"{username} is enabled: they can sign in again (old API tokens stay revoked).")
 
 
 @users.command("list", help="List the accounts.")

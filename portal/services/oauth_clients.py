@@ -27,6 +27,7 @@ __all__ = [
     "CLIENT_ID_PREFIX",
     "SECRET_PREFIX",
     "RegisteredClient",
+    "find_owner",
     "get_client",
     "list_clients",
     "register_client",
@@ -79,6 +80,21 @@ def _check_choices(field: str, values: Iterable[str], allowed: Iterable[str]) ->
             f"choose from {', '.join(sorted(known))}",
         )
     return chosen
+
+
+def find_owner(session: Session, actor: Actor, username: str) -> User:
+    """The active account named ``username``, to be made responsible for a client.
+
+    :param username: the owner's login name.
+    :raises Forbidden: when ``actor`` is not an admin.
+    :raises Invalid: (field ``owner``) when no active account has that name.
+    """
+    _require_admin(actor)
+    wanted = username.strip().lower()
+    user = session.scalars(select(User).where(User.username == wanted)).first()
+    if user is None or not user.active:
+        raise _invalid("owner", f"no active account named {username.strip()!r}")
+    return user
 
 
 def register_client(

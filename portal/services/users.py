@@ -1,4 +1,5 @@
-"""User administration: find users, create them, change their role and OPDs, disable them.
+"""User administration: find users, create them, change their role and OPDs, disable and
+enable them.
 
 The account rules (usernames, password hashing, session ends) live in
 :mod:`portal.services.accounts`; this module adds who may do it and the security log.
@@ -26,6 +27,7 @@ __all__ = [
     "count_by_role",
     "create_user",
     "disable_user",
+    "enable_user",
     "get_user",
     "list_users",
     "organizations_by_id",
@@ -298,5 +300,37 @@ def disable_user(
         actor=actor,
         target=user,
         details={"revoked_count": revoked},
+        request=info,
+    )
+
+
+def enable_user(
+    session: Session, actor: Actor, user: User, *, info: RequestInfo | None = None
+) -> None:
+    """Let a disabled account sign in again, with a clean lockout counter.
+
+    Its API tokens and OAuth tokens revoked at the disabling stay revoked: the user makes new
+    ones. An account that is already active is left as it is (no event).
+
+    :param actor: an administrator.
+    :param user: the account to enable.
+    :param info: the HTTP context, for the security log.
+    :raises Forbidden: when ``actor`` may not manage users.
+    """
+    _require(actor)
+    if user.active:
+        return
+    # failures counted before the account was disabled must not lock it at its next sign-in
+    was_locked = user.locked_until is not None or user.failed_logins > 0
+    user.active = True
+    user.failed_logins = 0
+    user.locked_until = None
+    session.flush()
+    record_event(
+        session,
+        EventTag.USER_ACCOUNT_ENABLE,
+        actor=actor,
+        target=user,
+        details={"lockout_cleared": was_locked},
         request=info,
     )

@@ -1,5 +1,6 @@
-"""Admin pages under ``/admin``: users, roles and OPD membership, organizations, grants, OAuth
-clients. Every route asks :func:`portal.services.access.can` for its permission first
+"""Admin pages under ``/admin``: users, roles and OPD membership, organizations, grants (the
+OAuth client pages, :mod:`portal.views.admin_oauth`, are nested in this blueprint). Every route
+asks :func:`portal.services.access.can` for its permission first
 (:func:`portal.views.guards.require`); the rules themselves live in the services.
 """
 
@@ -11,7 +12,6 @@ from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import select
 from werkzeug.routing import BuildError
 from wtforms import (
     EmailField,
@@ -33,9 +33,11 @@ from portal.services import access_requests, organizations_admin, users
 from portal.services.access import Actor, Permission
 from portal.services.accounts import MIN_PASSWORD
 from portal.views.access_requests import RevokeGrantForm, revoke_and_return
+from portal.views.admin_oauth import bp as oauth_clients_bp
 from portal.views.guards import FlaskForm, require, submitted
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
+bp.register_blueprint(oauth_clients_bp)  # /admin/oauth-clients
 
 EMAIL = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 ADMIN_AREA = (
@@ -219,7 +221,7 @@ def _user_page(user: User, form: UserRoleForm) -> str:
         "admin/user_edit.html",
         user=user,
         form=form,
-        disable_form=ButtonForm(),
+        button_form=ButtonForm(),
         role_labels=ROLE_LABELS,
     )
 
@@ -258,6 +260,17 @@ def user_disable(user_id: int) -> ResponseReturnValue:
     if submitted(ButtonForm()):
         users.disable_user(session, actor, user, info=request_info(302))
         flash(_("Account %(user)s disabled.", user=user.username), "good")
+    return redirect(url_for("admin.user_edit", user_id=user.id))
+
+
+@bp.post("/users/<int:user_id>/enable")
+def user_enable(user_id: int) -> ResponseReturnValue:
+    actor = require(Permission.ADMIN_USER_MANAGE)
+    session = get_session()
+    user = users.get_user(session, actor, user_id)
+    if submitted(ButtonForm()):
+        users.enable_user(session, actor, user, info=request_info(302))
+        flash(_("Account %(user)s enabled.", user=user.username), "good")
     return redirect(url_for("admin.user_edit", user_id=user.id))
 
 
@@ -327,14 +340,3 @@ def grant_list() -> str:
 @bp.post("/grants/<int:request_id>/revoke")
 def grant_revoke(request_id: int) -> ResponseReturnValue:
     return revoke_and_return(request_id, "admin.grant_list")
-
-
-@bp.get("/oauth-clients")
-def oauth_client_list() -> str:
-    require(Permission.ADMIN_OAUTH_CLIENT_MANAGE)
-    from portal.models.oauth import OAuth2Client
-
-    clients = get_session().scalars(
-        select(OAuth2Client).order_by(OAuth2Client.revoked_at.is_not(None), OAuth2Client.name)
-    )
-    return render_template("admin/oauth_clients.html", clients=list(clients))

@@ -27,6 +27,7 @@ from portal.models import (
 )
 from portal.services import accounts
 from tests.portal.access_fixtures import (
+    PASSWORD,
     client_for,
     make_app,
     make_catalog,
@@ -42,6 +43,7 @@ ADMIN_ONLY = [
     "/admin/users/new",
     "/admin/organizations",
     "/admin/oauth-clients",
+    "/admin/oauth-clients/new",
 ]
 
 
@@ -90,6 +92,7 @@ def test_every_admin_page_checks_its_permission(world):  # type: ignore[no-untyp
     # granting access is a steward's job: the grants page is theirs too
     assert steward.get("/admin/grants").status_code == 200
     assert steward.post(f"/admin/users/{ids['member']}/disable").status_code == 403
+    assert steward.post(f"/admin/users/{ids['member']}/enable").status_code == 403
     assert (
         steward.post("/admin/organizations", data={"name": "x-y", "title": "X"}).status_code == 403
     )
@@ -156,13 +159,15 @@ def test_create_user_and_set_role_with_events(world):  # type: ignore[no-untyped
     assert own.status_code == 403
 
 
-def test_disable_user_revokes_tokens(world):  # type: ignore[no-untyped-def]
+def test_disable_user_revokes_tokens_and_enable_keeps_them_revoked(world):  # type: ignore[no-untyped-def]
     app, ids = world
     with app.app_context(), db.transaction() as session:
         user = session.get(User, ids["member"])
         secret = accounts.issue_token(session, user, name="t", scopes=["read"]).secret
     admin = client_for(app, ids["admin"])
     member = client_for(app, ids["member"])
+    steward = client_for(app, ids["steward"])
+    credentials = {"username": "peneliti", "password": PASSWORD}
     assert member.get("/account/requests").status_code == 200
     assert admin.post(f"/admin/users/{ids['member']}/disable").status_code == 302
     assert [oid for oid, _ in _events(app, "user:account:disable")] == [str(ids["member"])]
@@ -170,6 +175,25 @@ def test_disable_user_revokes_tokens(world):  # type: ignore[no-untyped-def]
     refused = app.test_client().get("/api/v1/datasets", headers={"X-CKAN-API-Key": secret})
     assert refused.status_code == 401
     assert admin.post(f"/admin/users/{ids['admin']}/disable").status_code == 403
+    assert app.test_client().post("/login", data=credentials).status_code == 200  # refused
+
+    page = admin.get(f"/admin/users/{ids['member']}")
+    assert f'action="/admin/users/{ids["member"]}/enable"'.encode() in page.data
+    assert steward.post(f"/admin/users/{ids['member']}/enable").status_code == 403
+    assert _events(app, "user:account:enable") == []
+    enabled = admin.post(f"/admin/users/{ids['member']}/enable")
+    assert enabled.status_code == 302
+    assert enabled.headers["Location"].endswith(f"/admin/users/{ids['member']}")
+    assert _events(app, "user:account:enable") == [(str(ids["member"]), {"lockout_cleared": False})]
+    page = admin.get(f"/admin/users/{ids['member']}")
+    assert b"/enable" not in page.data and b"/disable" in page.data
+    browser = app.test_client()
+    assert browser.post("/login", data=credentials).status_code == 302
+    assert browser.get("/account/requests").status_code == 200
+    still = app.test_client().get("/api/v1/datasets", headers={"X-CKAN-API-Key": secret})
+    assert still.status_code == 401  # re-enabling does not bring old tokens back
+    with opened(app) as session:
+        assert all(t.revoked_at is not None for t in session.get(User, ids["member"]).tokens)
 
 
 def test_organizations_create_and_edit(world):  # type: ignore[no-untyped-def]

@@ -1,30 +1,40 @@
-"""`onedata users create / set-role / disable / list`, with the security log they write."""
+"""`onedata users create / set-role / disable / enable / list`, with the security log they write."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import click
 import pytest
 from click.testing import CliRunner
 from flask import Flask
 from sqlalchemy import select
 
 from portal import db
-from portal.models import User
+from portal.models import User, utcnow
+from portal.services import accounts
 from portal.services.organizations import ensure_organization
 from tests.portal.auth_helpers import (
     PASSWORD,
     assert_not_stored,
     events,
     get_user,
+    login,
+    make_user,
 )
 
 
-@pytest.fixture
-def cli(app: Flask, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+@contextmanager
+def command_runner(
+    app: Flask, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, group: click.Group
+) -> Iterator[Callable[..., Any]]:
+    """Run ``group``'s commands against ``app``'s database, as an operator at the console would;
+    the apps the commands build are disposed of afterwards."""
     import portal
     import portal.cli_common
 
@@ -40,14 +50,23 @@ def cli(app: Flask, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator
         "ONEDATA_DATABASE_URL": app.config["DATABASE_URL"],
         "ONEDATA_SECRET_KEY": uuid.uuid4().hex * 2,
     }
-    from portal.cli_users import users
 
     def invoke(*args: str, input: str | None = None) -> Any:
-        return CliRunner().invoke(users, list(args), env=env, input=input, catch_exceptions=False)
+        return CliRunner().invoke(group, list(args), env=env, input=input, catch_exceptions=False)
 
-    yield invoke
-    for built_app in built:
-        built_app.extensions["onedata.engine"].dispose()
+    try:
+        yield invoke
+    finally:
+        for built_app in built:
+            built_app.extensions["onedata.engine"].dispose()
+
+
+@pytest.fixture
+def cli(app: Flask, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    from portal.cli_users import users
+
+    with command_runner(app, tmp_path, monkeypatch, users) as invoke:
+        yield invoke
 
 
 def test_users_commands(app, cli):
@@ -109,3 +128,41 @@ def test_users_commands(app, cli):
         ("user:account:disable", "cli"),
     ]
     assert_not_stored(app, PASSWORD)
+
+
+def test_enable_lets_a_disabled_user_sign_in_again_but_keeps_tokens_revoked(app, cli):
+    user_id = make_user(app, "peneliti")
+    with app.app_context(), db.transaction() as session:
+        user = session.get(User, user_id)
+        old_token = accounts.issue_token(session, user, name="lama", scopes=["read"]).secret
+    browser = app.test_client()
+    assert login(browser, "peneliti").status_code == 302
+    api = app.test_client()
+    bearer = {"Authorization": f"Bearer {old_token}"}
+    assert api.get("/api/v1/datasets", headers=bearer).status_code == 200
+
+    assert cli("disable", "peneliti").exit_code == 0
+    assert login(app.test_client(), "peneliti").status_code == 200  # refused, the form again
+    assert browser.get("/account").status_code == 302  # the session ended
+    with app.app_context(), db.transaction() as session:  # failures counted before disabling
+        user = session.get(User, user_id)
+        user.failed_logins, user.locked_until = 3, utcnow() + timedelta(hours=1)
+
+    result = cli("enable", "peneliti")
+    assert result.exit_code == 0 and "peneliti is enabled" in result.output
+    with app.app_context(), db.transaction() as session:
+        user = session.get(User, user_id)
+        assert user.active and user.failed_logins == 0 and user.locked_until is None
+    again = app.test_client()
+    assert login(again, "peneliti").status_code == 302
+    assert again.get("/account").status_code == 200
+    assert api.get("/api/v1/datasets", headers=bearer).status_code == 401  # still revoked
+
+    assert cli("enable", "peneliti").exit_code == 0  # already active: nothing to log
+    unknown = cli("enable", "tidak-ada")
+    assert unknown.exit_code == 1 and "no user named" in unknown.output
+    logged = [(e.tag, e.actor_id, e.details) for e in events(app) if e.tag.startswith("user:")]
+    assert logged[-2:] == [
+        ("user:account:disable", "cli", {"revoked_count": 1}),
+        ("user:account:enable", "cli", {"lockout_cleared": True}),
+    ]
