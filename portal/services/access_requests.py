@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from portal.errors import Conflict, Forbidden, Invalid, NotFound
 from portal.models import AccessLevel, AccessRequest, Dataset, RequestStatus, User, utcnow
-from portal.services.access import Actor, Permission, can
+from portal.services.access import Actor, Permission, can, visible_datasets
 from portal.services.events import EventTag, RequestInfo, record_event
 from portal.services.harvest_schedule import aware
 
@@ -25,6 +25,7 @@ __all__ = [
     "decide",
     "get_request",
     "list_for_user",
+    "still_visible",
     "list_grants",
     "list_pending",
     "pending_request",
@@ -306,3 +307,16 @@ def list_for_user(session: Session, actor: Actor) -> list[AccessRequest]:
             .order_by(AccessRequest.created_at.desc(), AccessRequest.id.desc())
         )
     )
+
+
+def still_visible(session: Session, actor: Actor, requests: list[AccessRequest]) -> set[str]:
+    """Ids of the requests' datasets that ``actor`` may still see in the catalog.
+
+    A request outlives its dataset's visibility (withdrawn, or made internal since): its list
+    must then not show the dataset's title or name.
+    """
+    ids = {r.dataset_id for r in requests}
+    if not ids:
+        return set()
+    query = select(Dataset.id).where(Dataset.id.in_(sorted(ids)), visible_datasets(actor))
+    return set(session.scalars(query))

@@ -139,9 +139,12 @@ def request_form(name: str) -> ResponseReturnValue:
 @bp.get("/account/requests")
 def my_requests() -> str:
     actor, _user = signed_in()
+    session = get_session()
+    requests = service.list_for_user(session, actor)
     return render_template(
         "access/my_requests.html",
-        requests=service.list_for_user(get_session(), actor),
+        requests=requests,
+        visible=service.still_visible(session, actor, requests),
         grant_state=grant_state,
     )
 
