@@ -116,7 +116,8 @@ class RowsWriter:
         if self._conn is None or self._tmp is None or not self.complete:
             raise RuntimeError("the rows file is incomplete")
         for i, column in enumerate(self._columns[:MAX_INDEXED_COLUMNS]):
-            self._conn.execute(f"CREATE INDEX ix_{i} ON rows ({quote(column.name)})")
+            if not _is_constant(self._conn, column.name):
+                self._conn.execute(f"CREATE INDEX ix_{i} ON rows ({quote(column.name)})")
         self._conn.commit()
         self._conn.close()
         self._conn = None
@@ -133,6 +134,17 @@ class RowsWriter:
         if self._tmp is not None:
             self._tmp.unlink(missing_ok=True)
             self._tmp = None
+
+
+def _is_constant(conn: sqlite3.Connection, name: str) -> bool:
+    """Whether every row holds the same value in ``name`` (an index on it would serve nothing:
+    a filter keeps all rows or none, a sort changes no order). Stops at the first other value."""
+    column = quote(name)
+    first = conn.execute(f"SELECT {column} FROM rows LIMIT 1").fetchone()  # noqa: S608
+    if first is None:
+        return False
+    other = f"SELECT 1 FROM rows WHERE {column} IS NOT ? LIMIT 1"  # noqa: S608
+    return conn.execute(other, first).fetchone() is None
 
 
 def _batched(rows: Iterator[tuple[Any, ...]]) -> Iterator[list[tuple[Any, ...]]]:
