@@ -4,19 +4,17 @@ the log's records, and a folder source whose datasets wait for review."""
 from __future__ import annotations
 
 import shutil
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import pytest
-from click.testing import CliRunner, Result
 from flask import Flask
 from sqlalchemy import select
 
 from portal import db
 from portal.models.events import SecurityEvent
+from tests.portal.cli_helpers import Invoke, command_runner
 from tests.portal.helpers import add_folder_source, harvest, write_dataset
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -25,41 +23,21 @@ KEY = "k" * 40  # the log's checkpoint key in these tests
 CSV = "tanggal,komoditas,harga\n2024-01-02,Beras,13000\n2024-01-02,Gula,17500\n"
 BAD_CSV = CSV + "2024-01-04,Beras,mahal\n"  # a type error: quarantined, may be overridden
 
-Invoke = Callable[..., Result]
 
 
 @contextmanager
 def onedata(app: Flask, monkeypatch: pytest.MonkeyPatch) -> Iterator[Invoke]:
     """Run ``onedata …`` (the installed command's group) against ``app``'s database and files."""
-    import portal.cli_common
     from portal.cli import main
 
-    built: list[Flask] = []
-
-    def create_app(config: dict[str, Any]) -> Flask:
-        built.append(portal.create_app(config))
-        return built[-1]
-
-    monkeypatch.setattr(portal.cli_common, "create_app", create_app)
     env = {
-        "ONEDATA_INSTANCE_PATH": str(Path(app.instance_path).parent / "cli-instance"),
-        "ONEDATA_DATABASE_URL": app.config["DATABASE_URL"],
-        "ONEDATA_SECRET_KEY": uuid.uuid4().hex * 2,
         "ONEDATA_STORAGE_URL": str(app.config["STORAGE_URL"]),
         "ONEDATA_SCHEMAS_PATH": str(app.config["SCHEMAS_PATH"]),
         "ONEDATA_LOG_HMAC_KEY": KEY,
     }
-
-    def invoke(*args: str, input: str | None = None, **extra: str) -> Result:
-        return CliRunner().invoke(
-            main, list(args), env={**env, **extra}, input=input, catch_exceptions=False
-        )
-
-    try:
+    folder = Path(app.instance_path).parent
+    with command_runner(app, folder, monkeypatch, main, env) as invoke:
         yield invoke
-    finally:
-        for built_app in built:
-            built_app.extensions["onedata.engine"].dispose()
 
 
 def events(app: Flask, tag: str | None = None, after: int = 0) -> list[SecurityEvent]:

@@ -21,7 +21,7 @@ from portal.services import accounts
 from portal.services.organizations import ensure_organization
 from tests.portal.access_fixtures import client_for, make_app, make_user
 from tests.portal.auth_helpers import assert_not_stored, events, submit
-from tests.portal.test_cli_users import command_runner
+from tests.portal.cli_helpers import command_runner
 
 NEW = "/admin/oauth-clients/new"
 LIST = "/admin/oauth-clients"

@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import click
 import pytest
-from click.testing import CliRunner
 from flask import Flask
 from sqlalchemy import select
 
@@ -27,38 +23,7 @@ from tests.portal.auth_helpers import (
     login,
     make_user,
 )
-
-
-@contextmanager
-def command_runner(
-    app: Flask, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, group: click.Group
-) -> Iterator[Callable[..., Any]]:
-    """Run ``group``'s commands against ``app``'s database, as an operator at the console would;
-    the apps the commands build are disposed of afterwards."""
-    import portal
-    import portal.cli_common
-
-    built: list[Flask] = []
-
-    def create_app(config: dict[str, Any]) -> Flask:
-        built.append(portal.create_app(config))
-        return built[-1]
-
-    monkeypatch.setattr(portal.cli_common, "create_app", create_app)
-    env = {
-        "ONEDATA_INSTANCE_PATH": str(tmp_path / "cli-instance"),
-        "ONEDATA_DATABASE_URL": app.config["DATABASE_URL"],
-        "ONEDATA_SECRET_KEY": uuid.uuid4().hex * 2,
-    }
-
-    def invoke(*args: str, input: str | None = None) -> Any:
-        return CliRunner().invoke(group, list(args), env=env, input=input, catch_exceptions=False)
-
-    try:
-        yield invoke
-    finally:
-        for built_app in built:
-            built_app.extensions["onedata.engine"].dispose()
+from tests.portal.cli_helpers import command_runner
 
 
 @pytest.fixture

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
@@ -27,6 +26,7 @@ from portal.services.harvest_sources import add_source
 from portal.services.organizations import ensure_organization
 from tests.portal.access_fixtures import client_for, make_user
 from tests.portal.auth_helpers import events, submit, token_of
+from tests.portal.cli_helpers import command_runner
 from tests.portal.helpers import add_folder_source, harvest, write_dataset, write_schemas
 from tests.portal.test_queue import redis_url  # noqa: F401 - a fixture
 from tests.portal.test_url_source import FILE, datasets_server  # noqa: F401 - a fixture
@@ -355,29 +355,10 @@ def test_failed_items_column(app_factory, tmp_path):
 @pytest.fixture
 def cli(app: Flask, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     """``onedata harvest …`` against this test's database."""
-    import portal
-    import portal.cli_common
     from portal.cli_harvest import harvest as harvest_group
 
-    built: list[Flask] = []
-
-    def create_app(config: dict[str, Any]) -> Flask:
-        built.append(portal.create_app(config))
-        return built[-1]
-
-    monkeypatch.setattr(portal.cli_common, "create_app", create_app)
-    env = {
-        "ONEDATA_INSTANCE_PATH": str(tmp_path / "cli-instance"),
-        "ONEDATA_DATABASE_URL": app.config["DATABASE_URL"],
-        "ONEDATA_SECRET_KEY": uuid.uuid4().hex * 2,
-    }
-
-    def invoke(*args: str) -> Any:
-        return CliRunner().invoke(harvest_group, list(args), env=env, catch_exceptions=False)
-
-    yield invoke
-    for built_app in built:
-        built_app.extensions["onedata.engine"].dispose()
+    with command_runner(app, tmp_path, monkeypatch, harvest_group) as invoke:
+        yield invoke
 
 
 def test_cli_add_with_config_title_pause_and_resume(app, cli, tmp_path):

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import re
 import threading
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from click.testing import CliRunner
 from flask import Flask
 from sqlalchemy import Connection, delete, insert, select, text, update
 from sqlalchemy.exc import DBAPIError
@@ -34,6 +32,7 @@ from portal.services.events import (
 )
 from portal.services.events_export import export_jsonl, export_syslog
 from portal.services.events_verify import Problem, VerifyResult, verify, write_checkpoint
+from tests.portal.cli_helpers import command_runner
 
 KEY = b"k" * 32
 EVENTS = SecurityEvent.__table__
@@ -557,29 +556,10 @@ def test_unknown_tag_is_refused(app):
 
 @pytest.fixture
 def cli(app, tmp_path, monkeypatch):
-    import portal.cli_common
 
-    built: list[Flask] = []
-
-    def create_app(config: dict[str, Any]) -> Flask:
-        built.append(portal.create_app(config))
-        return built[-1]
-
-    monkeypatch.setattr(portal.cli_common, "create_app", create_app)
-    env = {
-        "ONEDATA_INSTANCE_PATH": str(tmp_path / "cli-instance"),
-        "ONEDATA_DATABASE_URL": app.config["DATABASE_URL"],
-        "ONEDATA_SECRET_KEY": uuid.uuid4().hex * 2,
-        "ONEDATA_LOG_HMAC_KEY": "h" * 40,
-    }
-    runner = CliRunner()
-
-    def invoke(*args: str, **extra_env: str | None) -> Any:
-        return runner.invoke(security, list(args), env={**env, **extra_env}, catch_exceptions=False)
-
-    yield invoke
-    for built_app in built:
-        built_app.extensions["onedata.engine"].dispose()
+    env = {"ONEDATA_LOG_HMAC_KEY": "h" * 40}
+    with command_runner(app, tmp_path, monkeypatch, security, env) as invoke:
+        yield invoke
 
 
 def test_cli_verify_checkpoint_and_exit_codes(app, cli, tmp_path):

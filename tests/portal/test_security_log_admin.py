@@ -13,7 +13,6 @@ import re
 import socketserver
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from email import message_from_bytes
@@ -23,7 +22,6 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from click.testing import CliRunner
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select, text, update
@@ -39,6 +37,7 @@ from portal.services.events import EventTag, RequestInfo, record_event, record_f
 from portal.services.events_export import iter_records, syslog_line
 from portal.services.events_verify import verify
 from portal.views import security_log
+from tests.portal.cli_helpers import command_runner
 from tests.portal.helpers import add_folder_source, harvest, write_dataset, write_schemas
 
 PASSWORD = "correct horse battery"  # noqa: S105 - a test password
@@ -646,30 +645,10 @@ def test_malformed_settings_stop_the_app(app_factory):
 
 @pytest.fixture
 def cli(app: Flask, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    import portal.cli_common
 
-    built: list[Flask] = []
-
-    def create_app(config: dict[str, Any]) -> Flask:
-        built.append(portal.create_app(config))
-        return built[-1]
-
-    monkeypatch.setattr(portal.cli_common, "create_app", create_app)
-    env = {
-        "ONEDATA_INSTANCE_PATH": str(tmp_path / "cli-instance"),
-        "ONEDATA_DATABASE_URL": app.config["DATABASE_URL"],
-        "ONEDATA_SECRET_KEY": uuid.uuid4().hex * 2,
-        "ONEDATA_LOG_HMAC_KEY": KEY,
-    }
-
-    def invoke(*args: str, **extra: str | None) -> Any:
-        return CliRunner().invoke(
-            security, list(args), env={**env, **extra}, catch_exceptions=False
-        )
-
-    yield invoke
-    for built_app in built:
-        built_app.extensions["onedata.engine"].dispose()
+    env = {"ONEDATA_LOG_HMAC_KEY": KEY}
+    with command_runner(app, tmp_path, monkeypatch, security, env) as invoke:
+        yield invoke
 
 
 def read_archive(path: Path) -> list[dict[str, Any]]:
