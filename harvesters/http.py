@@ -33,6 +33,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import socket
 import tempfile
 from collections.abc import Iterator, Mapping
@@ -288,7 +289,12 @@ def _origin(url: str) -> tuple[str, str, int | None]:
     return parts.scheme.lower(), (parts.hostname or "").lower(), parts.port
 
 
+#: urllib3's prefix naming its connection pool, noise in a message meant for an operator.
+_POOL = re.compile(r"\w*ConnectionPool\(host=[^)]*\): ")
+
+
 def _why(exc: requests.RequestException) -> str:
     """The root cause of a requests error, without urllib3's pool and object reprs."""
     reason = getattr(exc.args[0], "reason", None) if exc.args else None
-    return str(getattr(reason, "_message", None) or reason or exc)
+    text = str(getattr(reason, "_message", None) or reason or exc)
+    return _POOL.sub("", text)  # "HTTPConnectionPool(host='…', port=…): Read timed out."
