@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
 
@@ -19,8 +19,6 @@ from harvesters import get_harvester
 from harvesters.base import ItemOutcome, ItemResult, SourceConfig
 from portal.errors import Conflict, Invalid, NotFound
 from portal.models import (
-    Dataset,
-    DatasetState,
     Frequency,
     HarvestItem,
     HarvestJob,
@@ -31,6 +29,7 @@ from portal.models import (
 )
 from portal.services.events import EventTag, record_event
 from portal.services.harvest_limits import InSlot, unreachable_error
+from portal.services.harvest_withdraw import withdraw_missing
 from portal.services.ingest import HARVESTER, Ingestor, slugify
 from portal.storage import LocalStorage
 
@@ -206,7 +205,9 @@ def run_source(
         result.error = result.error or unreachable
         withdrawn = 0
         if not dry_run and result.error is None:
-            withdrawn = withdraw_missing(session, source, job, result.seen_ids, settings)
+            withdrawn = withdraw_missing(
+                session, source, job, result.seen_ids, settings.withdraw_grace
+            )
             source.state = {**(source.state or {}), "last_success_started_at": now.isoformat()}
         job.counts = {**result.counts, "errors_by_type": result.errors_by_type}
         job.counts[ItemOutcome.WITHDRAWN.value] = withdrawn
@@ -297,59 +298,6 @@ def _record_end(
     )
 
 
-def withdraw_missing(
-    session: Session,
-    source: HarvestSource,
-    job: HarvestJob,
-    seen_ids: list[str],
-    settings: RunSettings,
-) -> int:
-    """Withdraw published datasets missing from ``source`` for longer than the grace period.
-
-    Deletions and datasets made private at the source must not stay published here for ever
-    (the failure ckanext-harvest never fixed); a grace period rides out a source's bad day.
-
-    :returns: the number of datasets withdrawn.
-    """
-    now = utcnow()
-    seen = set(seen_ids)
-    cutoff = now - settings.withdraw_grace
-    withdrawn = 0
-    datasets = session.scalars(select(Dataset).where(Dataset.source_id == source.id))
-    for dataset in datasets:
-        if dataset.remote_id in seen:
-            dataset.last_seen_at = now
-            continue
-        last_seen = _aware(dataset.last_seen_at or dataset.created_at)
-        if dataset.state is DatasetState.PUBLISHED and last_seen < cutoff:
-            dataset.state = DatasetState.WITHDRAWN
-            session.add(
-                HarvestItem(
-                    job_id=job.id,
-                    remote_id=dataset.remote_id or dataset.name,
-                    dataset_id=dataset.id,
-                    outcome=ItemOutcome.WITHDRAWN,
-                    error_type="missing-at-source",
-                    error=f"not at the source since {last_seen:%Y-%m-%d %H:%M} UTC",
-                )
-            )
-            record_event(
-                session,
-                EventTag.REVIEW_DATASET_WITHDRAW,
-                actor=HARVESTER,
-                target=dataset,
-                details={
-                    "dataset": dataset.name,
-                    "reason": "missing-at-source",
-                    "last_seen": f"{last_seen:%Y-%m-%dT%H:%M}Z",
-                    "job": job.id,
-                },
-            )
-            withdrawn += 1
-    session.flush()
-    return withdrawn
-
-
 def _options(source: HarvestSource) -> dict[str, Any]:
     """The harvester's options: the source's config plus what the portal knows at run time."""
     state = source.state or {}
@@ -360,11 +308,6 @@ def _options(source: HarvestSource) -> dict[str, Any]:
         "last_modified": state.get("last_modified"),
         "previous": state.get("previous", {}),
     }
-
-
-def _aware(value: datetime) -> datetime:
-    """SQLite returns naive datetimes; they are UTC."""
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 class _Heartbeat:
