@@ -14,9 +14,7 @@ import json
 import re
 import threading
 import warnings
-from collections import Counter
-from dataclasses import asdict, dataclass, field
-from enum import StrEnum
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +22,16 @@ from frictionless import Error, FrictionlessException, Package, Resource, Row, S
 from frictionless.resources import TableResource
 
 from harvesters import fastcheck, reference
-from harvesters.pii import REDACTED, PiiFinding, PiiScanner, mask_sensitive
+from harvesters.check_messages import (
+    binary_issue,
+    issue,
+    pii_issue,
+    shown_label,
+    unopenable,
+    unreadable,
+)
+from harvesters.check_report import CheckIssue, CheckReport, Severity
+from harvesters.pii import PiiFinding, PiiScanner, mask_sensitive
 from harvesters.tables import open_resource
 
 __all__ = [
@@ -49,89 +56,6 @@ _TABLE = "tabel"
 
 #: Guards the process-wide warning filters that ``catch_warnings`` swaps in and out.
 WARNINGS_LOCK = threading.RLock()
-
-
-class Severity(StrEnum):
-    """How bad an issue is: errors block publication, warnings do not."""
-
-    ERROR = "error"
-    WARNING = "warning"
-
-
-@dataclass(frozen=True)
-class CheckIssue:
-    """One problem found in a table.
-
-    ``code`` is a frictionless error type (``type-error``, ``constraint-error``…) or one of ours:
-    ``region-code``, ``reference-error``, ``source-error``, ``source-warning``, ``pii-<detector>``.
-    """
-
-    code: str
-    message: str
-    field: str | None = None
-    row: int | None = None
-    severity: Severity = Severity.ERROR
-
-
-@dataclass
-class CheckReport:
-    """The outcome of :func:`check_table`; plain data, JSON round-trippable."""
-
-    row_count: int
-    issues: list[CheckIssue]
-    pii: list[PiiFinding]
-    schema: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def valid(self) -> bool:
-        """No error-level issue and no personal data."""
-        return self.error_count == 0 and not self.pii
-
-    @property
-    def error_count(self) -> int:
-        """Number of error-level issues."""
-        return sum(1 for issue in self.issues if issue.severity is Severity.ERROR)
-
-    @property
-    def error_counts(self) -> dict[str, int]:
-        """Error-level issues grouped by code."""
-        return dict(Counter(i.code for i in self.issues if i.severity is Severity.ERROR))
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-serialisable form (derived counts included for readers that only see JSON)."""
-        return {
-            "valid": self.valid,
-            "row_count": self.row_count,
-            "error_count": self.error_count,
-            "error_counts": self.error_counts,
-            "issues": [{**asdict(i), "severity": i.severity.value} for i in self.issues],
-            "pii": [asdict(finding) for finding in self.pii],
-            "schema": self.schema,
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> CheckReport:
-        """Rebuild a report from :meth:`to_dict` output; derived keys are ignored.
-
-        :param data: a dict as produced by :meth:`to_dict`.
-        :raises KeyError: when a required key is missing.
-        :raises ValueError: when a severity is unknown.
-        """
-        issues = [
-            CheckIssue(
-                code=str(item["code"]),
-                message=str(item["message"]),
-                field=item.get("field"),
-                row=item.get("row"),
-                severity=Severity(item.get("severity", Severity.ERROR.value)),
-            )
-            for item in data.get("issues", [])
-        ]
-        pii = [
-            PiiFinding(str(item["column"]), str(item["detector"]), int(item["count"]))
-            for item in data.get("pii", [])
-        ]
-        return cls(int(data["row_count"]), issues, pii, dict(data.get("schema") or {}))
 
 
 def load_schema(name_or_path: str | Path, schemas_dir: Path | None = None) -> dict[str, Any]:
@@ -198,7 +122,7 @@ def check_table(
     try:
         table_schema = Schema.from_descriptor(descriptor)
     except FrictionlessException as exc:
-        issues += [_issue(error, redact=False) for error in exc.to_errors()]
+        issues += [issue(error, redact=False) for error in exc.to_errors()]
         return CheckReport(0, issues, [], schema)
 
     checked = _fast_validate(path, table_schema, extra_resources, rows) or _validate(
@@ -211,14 +135,14 @@ def check_table(
     errors, notes, scanner = checked.errors, checked.notes, checked.scanner
 
     if binary_rows or _BINARY.search("".join(labels)):
-        issues.append(_binary_issue(binary_rows))
+        issues.append(binary_issue(binary_rows))
     findings = scanner.findings(labels)
-    issues += [_issue(error, redact=bool(findings)) for error in errors]
+    issues += [issue(error, redact=bool(findings)) for error in errors]
     issues += [
         CheckIssue("source-warning", mask_sensitive(note), severity=Severity.WARNING)
         for note in dict.fromkeys(notes)
     ]
-    issues += [_pii_issue(finding) for finding in findings]
+    issues += [pii_issue(finding) for finding in findings]
     if findings and was_inferred:
         schema = _redacted_fields(schema)
     return CheckReport(row_count, issues, findings, schema)
@@ -266,7 +190,7 @@ def _validate(
     try:
         resource = open_resource(path, table_schema, name=_TABLE)
     except OSError as exc:
-        return _unopenable(exc)
+        return unopenable(exc)
     if not isinstance(resource, TableResource):
         return CheckIssue("format-error", _NOT_A_TABLE)
     checked = _Validation(0, [], [], [], [], PiiScanner())
@@ -287,7 +211,7 @@ def _validate(
                 Package(resources=[resource, *extra_resources])
             report = resource.validate(limit_errors=0, on_row=on_row)
         except Exception as exc:
-            checked.problems.append(_unreadable(exc))
+            checked.problems.append(unreadable(exc))
         else:
             checked.errors = list(report.errors)
             for task in report.tasks:
@@ -304,7 +228,7 @@ def _infer_schema(path: Path) -> tuple[dict[str, Any] | None, list[CheckIssue]]:
     try:
         resource = open_resource(path)
     except OSError as exc:
-        return None, [_unopenable(exc)]
+        return None, [unopenable(exc)]
     if not isinstance(resource, TableResource):
         return None, [CheckIssue("format-error", _NOT_A_TABLE)]
     try:
@@ -313,9 +237,9 @@ def _infer_schema(path: Path) -> tuple[dict[str, Any] | None, list[CheckIssue]]:
             resource.infer()
         descriptor = resource.schema.to_descriptor()
     except FrictionlessException as exc:
-        return None, [_issue(error, redact=False) for error in exc.to_errors()]
+        return None, [issue(error, redact=False) for error in exc.to_errors()]
     except Exception as exc:  # see check_table: parsers raise anything on hostile input
-        return None, [_unreadable(exc)]
+        return None, [unreadable(exc)]
     if not descriptor.get("fields"):
         return None, [CheckIssue("source-error", "Berkas tidak memuat kolom yang dapat dibaca.")]
     return descriptor, []
@@ -326,120 +250,6 @@ def _redacted_fields(schema: dict[str, Any]) -> dict[str, Any]:
     fields = []
     for index, field_ in enumerate(schema.get("fields", []), start=1):
         name = str(field_.get("name", ""))
-        shown = name if _shown_label(name, redact=True) == name else f"kolom_{index}"
+        shown = name if shown_label(name, redact=True) == name else f"kolom_{index}"
         fields.append({**field_, "name": shown})
     return {**schema, "fields": fields}
-
-
-def _binary_issue(rows: list[int]) -> CheckIssue:
-    where = f"{len(rows)} baris, pertama baris {rows[0]}" if rows else "baris judul"
-    return CheckIssue(
-        "encoding-error",
-        f"Berkas memuat karakter kendali atau biner ({where}): bukan teks, atau pengodean "
-        "karakternya salah.",
-        row=rows[0] if rows else None,
-    )
-
-
-def _unopenable(exc: OSError) -> CheckIssue:
-    return CheckIssue("scheme-error", f"Berkas tidak dapat dibuka ({type(exc).__name__}).")
-
-
-def _unreadable(exc: Exception) -> CheckIssue:
-    return CheckIssue("source-error", f"Berkas tidak dapat dibaca ({type(exc).__name__}).")
-
-
-_TEMPLATES = {
-    "type-error": 'Baris {row}, kolom "{field}": nilai "{cell}" tidak sesuai tipe data ({note}).',
-    "constraint-error": 'Baris {row}, kolom "{field}": nilai "{cell}" melanggar batasan ({note}).',
-    "missing-cell": 'Baris {row}: sel untuk kolom "{field}" tidak ada.',
-    "extra-cell": "Baris {row}: ada sel tambahan di kolom ke-{position}.",
-    "blank-row": "Baris {row} kosong.",
-    "unique-error": 'Baris {row}, kolom "{field}": nilai harus unik ({note}).',
-    "primary-key": "Baris {row}: kunci utama kosong atau ganda ({note}).",
-    "duplicate-row": "Baris {row} sama persis dengan baris lain ({note}).",
-    "missing-label": 'Kolom "{field}" yang diwajibkan skema tidak ada di baris judul.',
-    "extra-label": 'Baris judul memuat kolom tambahan "{label}" (kolom ke-{position}).',
-    "incorrect-label": 'Judul kolom ke-{position} adalah "{label}"; skema mengharapkan "{field}".',
-    "duplicate-label": 'Judul kolom "{label}" muncul lebih dari sekali (kolom ke-{position}).',
-    "blank-label": "Judul kolom ke-{position} kosong.",
-    "encoding-error": "Pengodean karakter berkas tidak dapat dibaca: {note}",
-    "source-error": "Sumber data tidak dapat dibaca: {note}",
-    "format-error": "Format berkas tidak dapat diurai: {note}",
-    "scheme-error": "Berkas tidak dapat dibuka: {note}",
-    "schema-error": "Skema tidak valid: {note}",
-}
-
-
-def _issue(error: Error, *, redact: bool) -> CheckIssue:
-    """Translate a frictionless error; with ``redact`` no cell value or label is quoted."""
-    code = str(error.type)
-    row = getattr(error, "row_number", None)
-    row = row if isinstance(row, int) else None
-    field_name = str(getattr(error, "field_name", "") or "") or None
-    cell = str(getattr(error, "cell", "") or "")
-    label = str(getattr(error, "label", "") or "")
-    if code == "foreign-key":
-        names = [str(n) for n in getattr(error, "field_names", [])]
-        cells = [REDACTED if redact else str(c) for c in getattr(error, "field_cells", [])]
-        ref_name = str(getattr(error, "reference_name", ""))
-        field_name = names[0] if names else field_name
-        if reference.parse_reference_name(ref_name) is not None:
-            pairs = ", ".join(f'{n} "{c}"' for n, c in zip(names, cells, strict=False))
-            message = f"Baris {row}: kode wilayah {pairs} tidak ada dalam " + (
-                f"{reference.describe(ref_name)}."
-            )
-            return CheckIssue("region-code", mask_sensitive(message), field_name, row)
-    template = _TEMPLATES.get(code)
-    if template is not None:
-        message = template.format(
-            row=row,
-            field=field_name,
-            note=error.note,
-            position=getattr(error, "field_number", ""),
-            cell=REDACTED if redact else cell,
-            label=_shown_label(label, redact),
-        )
-    else:
-        message = str(error.message)
-        for value, shown in ((cell, REDACTED), (label, _shown_label(label, redact))):
-            if redact and value:
-                message = message.replace(f'"{value}"', f'"{shown}"')
-    return CheckIssue(code, mask_sensitive(message), field_name, row)
-
-
-_HEADER_STYLE = re.compile(r"[a-z][a-z0-9_]{0,63}")
-
-
-def _shown_label(label: str, redact: bool) -> str:
-    """A snake_case header is never a personal value; anything else is hidden when redacting.
-
-    A file without a header row turns its first data row into labels.
-    """
-    return label if not redact or _HEADER_STYLE.fullmatch(label) else REDACTED
-
-
-_PII_LABELS = {
-    "nik": "NIK",
-    "no_kk": "Nomor Kartu Keluarga",
-    "npwp": "NPWP",
-    "nip": "NIP",
-    "phone": "nomor telepon seluler",
-    "email": "alamat surel pribadi",
-}
-
-
-def _pii_issue(finding: PiiFinding) -> CheckIssue:
-    what = _PII_LABELS.get(finding.detector)
-    if what is None:
-        message = (
-            f'Nama kolom "{finding.column}" menunjukkan data pribadi ({finding.count} sel terisi); '
-            "publikasikan data agregat saja."
-        )
-    else:
-        message = (
-            f'Kolom "{finding.column}" memuat {finding.count} nilai berstruktur {what} '
-            "(data pribadi); publikasikan data agregat saja."
-        )
-    code = "pii-" + finding.detector.replace("_", "-")
-    return CheckIssue(code, message, finding.column)
