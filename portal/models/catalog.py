@@ -112,6 +112,8 @@ class Dataset(Base):
     contact: Mapped[str | None] = mapped_column(String(300))
     schema_name: Mapped[str | None] = mapped_column(String(100))
     extras: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    #: Metadata fields a steward edited: the next harvests leave them as the steward set them.
+    curated_fields: Mapped[list[str]] = mapped_column(default=list)
     source_id: Mapped[int | None] = mapped_column(ForeignKey("harvest_source.id"), index=True)
     remote_id: Mapped[str | None] = mapped_column(String(300))  # the item's guid at its source
     #: Last time a harvest saw the item at its source (withdrawal after a grace period).

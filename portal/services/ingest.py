@@ -314,8 +314,11 @@ class Ingestor:
                 details={"file": staged.filename},
             )
 
-    def _apply_metadata(self, dataset: Dataset, metadata: dict[str, Any]) -> bool:
+    def _apply_metadata(self, dataset: Dataset, source_metadata: dict[str, Any]) -> bool:
+        """Apply the source's metadata, except the fields a steward edited (``curated_fields``)."""
         before = _snapshot(dataset)
+        curated = set(dataset.curated_fields or ())
+        metadata = {k: v for k, v in source_metadata.items() if k not in curated}
         for key, attr in TEXT_FIELDS.items():
             value = metadata.get(key)
             if value is None:
@@ -330,7 +333,7 @@ class Ingestor:
         if "tags" in metadata:
             dataset.tags = [self._tag(str(name)) for name in dict.fromkeys(metadata["tags"])]
         known = set(TEXT_FIELDS) | {"access_level", "frequency", "tags", "resource_title"}
-        extras = {k: v for k, v in metadata.items() if k not in known}
+        extras = {k: v for k, v in source_metadata.items() if k not in known}
         if extras != (dataset.extras or {}):
             dataset.extras = extras
         return _snapshot(dataset) != before

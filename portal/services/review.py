@@ -189,6 +189,8 @@ def edit_dataset_metadata(
             setattr(dataset, _attribute(key), value)
     if not changed:
         return []
+    # the steward's word stands: later harvests leave these fields as they are now
+    dataset.curated_fields = sorted(set(dataset.curated_fields or ()) | set(changed))
     session.flush()
     record_event(
         session,

@@ -242,6 +242,35 @@ def test_metadata_edits_are_validated_and_logged_without_long_or_personal_text(
         assert dataset.access_level.value == "restricted" and dataset.contact.startswith("Budi")
 
 
+def test_a_stewards_edits_outlive_later_harvests(app, tmp_path):
+    """What a steward set (a stricter access level, a better title) is not undone by the
+    source's own metadata at the next harvest; the fields the steward left alone still follow
+    the source."""
+    folder = tmp_path / "src"
+    source = harvest_folder(app, folder, {"harga-pasar": CSV}, trusted=True)
+    with app.app_context(), db.transaction() as session:
+        changed = edit_dataset_metadata(
+            session,
+            OPERATOR,
+            _dataset(session),
+            {"title": "Harga Pangan Harian", "access_level": "restricted"},
+        )
+        assert changed == ["access_level", "title"]
+    # the OPD changes its file and its sidecar: a new title, public again, a new period
+    write_dataset(
+        folder, "harga-pasar", CSV + "2024-01-03,Beras,13100\n", access_level="public",
+        period="2024", title="Harga Pasar (revisi)",
+    )  # fmt: skip
+    job = harvest(app, source)
+    assert job.counts["updated"] == 1, job
+    with app.app_context(), db.transaction() as session:
+        dataset = _dataset(session)
+        assert dataset.title == "Harga Pangan Harian"
+        assert dataset.access_level.value == "restricted"
+        assert dataset.period == "2024"  # not edited by the steward: follows the source
+        assert dataset.curated_fields == ["access_level", "title"]
+
+
 def test_only_downloads_of_non_public_data_are_logged(app, tmp_path):
     catalog = make_catalog(app, tmp_path)
     steward_id = make_user(app, "walidata", Role.STEWARD)
