@@ -161,12 +161,26 @@ def _owns(actor: Actor, dataset: Dataset) -> bool:
     return actor.sees_restricted and dataset.organization_id in actor.org_ids
 
 
+def _open_to_anyone(permission: Permission, dataset: Dataset) -> bool:
+    """What an anonymous visitor may do to ``dataset``: see it, or download it if public."""
+    if dataset.state is not DatasetState.PUBLISHED:
+        return False
+    if permission is Permission.CATALOG_DATASET_VIEW:
+        return dataset.access_level is not AccessLevel.INTERNAL
+    if permission is Permission.CATALOG_DATASET_DOWNLOAD:
+        return dataset.access_level is AccessLevel.PUBLIC
+    return False
+
+
 def visible_datasets(actor: Actor) -> ColumnElement[bool]:
     """A SQL condition selecting the datasets ``actor`` may see in lists, counts and search.
 
+    Lists follow :func:`can` with ``CATALOG_DATASET_VIEW``: a token without the ``read`` scope
+    lists what anyone sees.
+
     :param actor: who is looking.
     """
-    if actor.is_staff:
+    if actor.is_staff and actor.has(Permission.CATALOG_DATASET_VIEW):
         return true()
     public = and_(
         Dataset.state == DatasetState.PUBLISHED, Dataset.access_level != AccessLevel.INTERNAL
@@ -210,6 +224,8 @@ def can(
     :param dataset: the object, for dataset permissions.
     :param org_id: the OPD, for OPD-wide permissions (harvest sources).
     """
+    if dataset is not None and _open_to_anyone(permission, dataset):
+        return True  # a narrow token is never less than no token at all
     if not actor.has(permission):
         return False
     if actor.is_staff:

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import select
 
 from portal import db
-from portal.models import AccessRequest, ApiToken, RequestStatus, SecurityEvent, utcnow
+from portal.models import AccessRequest, ApiToken, RequestStatus, Role, SecurityEvent, utcnow
 from tests.portal.access_fixtures import client_for, make_app, make_catalog, make_user
 from tests.portal.helpers import fetch
 
@@ -150,6 +150,25 @@ def test_scope_read_gives_no_restricted_data_even_with_a_grant(world):  # type: 
     )
     assert public.status_code == 200
     public.close()
+
+
+def test_a_token_without_the_read_scope_sees_what_anyone_sees(world):  # type: ignore[no-untyped-def]
+    """A steward's token for decisions only: the catalog it lists and the pages it opens are the
+    public ones, the same for lists and pages (not everything in lists, nothing in pages)."""
+    app, _catalog, _member = world
+    steward = make_user(app, "walidata", Role.STEWARD)
+    token, _ = _create(client_for(app, steward), ["steward"])
+    caller = app.test_client()
+    headers = {"Authorization": f"Bearer {token}"}
+
+    def listed(extra: dict[str, str]) -> list[str]:
+        body = caller.get("/api/v1/datasets?page_size=100", headers=extra).get_json()
+        return sorted(d["name"] for d in body["results"])
+
+    assert listed(headers) == listed({}) and "harga-internal" not in listed(headers)
+    assert caller.get("/api/v1/datasets/harga-publik", headers=headers).status_code == 200
+    assert caller.get("/api/v1/datasets/harga-terbatas", headers=headers).status_code == 200
+    assert caller.get("/api/v1/datasets/harga-internal", headers=headers).status_code == 404
 
 
 def test_expired_and_revoked_tokens_get_401_in_the_error_shape(world):  # type: ignore[no-untyped-def]
