@@ -67,7 +67,7 @@ types: dev ## mypy
 	$(BIN)/mypy
 
 pytest: dev browser ## The test suite (SQLite and PostgreSQL; migrations checked on both)
-	ONEDATA_TEST_DATABASE_URL=$${ONEDATA_TEST_DATABASE_URL:-$(PG_TEST_URL)} $(BIN)/pytest
+	ONEDATA_TEST_DATABASE_URL=$${ONEDATA_TEST_DATABASE_URL:-$(PG_TEST_URL)} $(BIN)/pytest --cov --cov-report=term
 
 test: lint types pytest ## Everything CI runs: lint, types, migrations and tests on both databases
 

@@ -3,6 +3,8 @@
   var root = document.getElementById("job");
   if (!root) return;
   var url = root.getAttribute("data-url");
+  var labels = {};
+  try { labels = JSON.parse(root.getAttribute("data-labels") || "{}"); } catch (e) { labels = {}; }
   function set(field, value) {
     var el = root.querySelector('[data-field="' + field + '"]');
     if (el) el.textContent = value;
@@ -12,7 +14,7 @@
       .then(function (r) { return r.json(); })
       .then(function (body) {
         var job = body.result;
-        set("status", job.status);
+        set("status", labels[job.status] || job.status);
         set("done", job.done);
         set("total", job.total === null ? "?" : job.total);
         var bar = root.querySelector('[data-field="progress"]');

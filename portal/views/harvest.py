@@ -6,6 +6,7 @@ from dataclasses import asdict
 from typing import Any
 
 from flask import Blueprint, current_app, render_template
+from flask_babel import gettext as _
 from sqlalchemy import select
 
 from portal.db import get_session
@@ -17,6 +18,22 @@ from portal.services.health import SourceHealth, organization_health, source_hea
 from portal.views import current_actor
 
 bp = Blueprint("harvest", __name__)
+
+
+@bp.app_template_global()
+def job_labels() -> dict[str, str]:
+    """Words for a job's status and its item outcomes, in the page's language (also for job.js)."""
+    return {
+        "pending": _("waiting"),
+        "running": _("running"),
+        "done": _("done"),
+        "failed": _("failed"),
+        "added": _("added"),
+        "updated": _("updated"),
+        "unchanged": _("unchanged"),
+        "withdrawn": _("withdrawn"),
+        "skipped": _("skipped"),
+    }
 
 
 def _health_dict(h: SourceHealth, with_errors: bool) -> dict[str, Any]:

@@ -70,12 +70,22 @@ CONFIG_EXAMPLES = {
 
 
 def _json_object(_form: object, field: TextAreaField) -> None:
+    """The config must be a JSON object; the message says where it is not, in the page's language
+    (the service checks it again, with English messages for the CLI)."""
+    if not field.data or not field.data.strip():
+        return
     try:
-        sources.parse_config(field.data)
-    except Invalid as exc:
+        value = json.loads(field.data)
+    except json.JSONDecodeError as exc:
         raise ValidationError(
-            _("The configuration must be a JSON object: %(reason)s", reason=exc.message)
+            _(
+                "The configuration is not valid JSON: look at line %(line)d, column %(column)d.",
+                line=exc.lineno,
+                column=exc.colno,
+            )
         ) from None
+    if not isinstance(value, dict):
+        raise ValidationError(_("The configuration must be a JSON object, written {…}."))
 
 
 class SourceForm(FlaskForm):
@@ -254,6 +264,11 @@ def run_page(name: str) -> ResponseReturnValue:
         _start(cast(Any, current_app)._get_current_object(), name)
     else:
         flash(_("This source already has a harvest waiting or running."), "good")
+    if not source.trusted:  # the job page counts items, it does not say that they wait
+        review = _(
+            "New versions from this source wait for a steward's review before the public sees them."
+        )
+        flash(review, "good")
     return redirect(url_for("harvest.job_page", job_id=job.id))
 
 

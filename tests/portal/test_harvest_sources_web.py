@@ -251,8 +251,9 @@ def test_post_without_csrf_token_is_refused(portal, server):
 @pytest.mark.parametrize(
     ("config", "message"),
     [
-        ("{not json", "The configuration must be a JSON object: config is not valid JSON"),
-        ("[1, 2]", "config must be a JSON object ({...}), not list"),
+        ("{not json", "The configuration is not valid JSON: look at line 1, column 2."),
+        ('{\n  "a": 1,\n}', "The configuration is not valid JSON: look at line 3, column 1."),
+        ("[1, 2]", "The configuration must be a JSON object, written {…}."),
     ],
 )
 def test_invalid_json_config_is_a_form_error(portal, config, message):
