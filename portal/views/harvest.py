@@ -12,6 +12,7 @@ from sqlalchemy import select
 from portal.db import get_session
 from portal.errors import NotFound
 from portal.models import HarvestJob
+from portal.services.harvest_items import job_items
 from portal.services.harvest_schedule import aware
 from portal.services.harvest_sources import may_manage_sources
 from portal.services.health import SourceHealth, organization_health, source_health
@@ -33,6 +34,10 @@ def job_labels() -> dict[str, str]:
         "unchanged": _("unchanged"),
         "withdrawn": _("withdrawn"),
         "skipped": _("skipped"),
+        "quarantined": _("quarantined"),
+        "in_review": _("waiting for review"),
+        "published": _("published"),
+        "rejected": _("rejected"),
     }
 
 
@@ -69,6 +74,7 @@ def job_page(job_id: int) -> str:
     return render_template(
         "harvest_job.html",
         job=job,
+        items=job_items(get_session(), actor, job),
         show_errors=actor.is_staff,
         can_manage=may_manage_sources(actor),
     )
