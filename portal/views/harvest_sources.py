@@ -22,6 +22,7 @@ from wtforms.validators import DataRequired, Length, Optional, Regexp, Validatio
 from portal.db import get_session
 from portal.errors import Conflict, Invalid
 from portal.harvesting import enqueue, run_one
+from portal.i18n import FREQUENCY_LABELS
 from portal.identity import request_info
 from portal.models import Frequency, HarvestSource
 from portal.services import harvest_sources as sources
@@ -34,15 +35,6 @@ from portal.views.guards import FlaskForm, require, submitted
 bp = Blueprint("harvest_sources", __name__)
 log = logging.getLogger(__name__)
 
-FREQUENCY_LABELS = {
-    Frequency.DAILY: _l("daily"),
-    Frequency.WEEKLY: _l("weekly"),
-    Frequency.MONTHLY: _l("monthly"),
-    Frequency.QUARTERLY: _l("quarterly"),
-    Frequency.SEMIANNUAL: _l("every six months"),
-    Frequency.ANNUAL: _l("yearly"),
-    Frequency.IRREGULAR: _l("irregular"),
-}
 #: A starting point for each kind's config, shown next to the form (JSON, not translated).
 CONFIG_EXAMPLES = {
     "ckan": {"organizations": ["dinkes"], "groups": [], "formats": ["csv", "xlsx"]},
