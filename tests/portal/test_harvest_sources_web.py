@@ -260,7 +260,11 @@ def test_invalid_json_config_is_a_form_error(portal, config, message):
     client = _producer(portal)
     response = submit(client, f"{SOURCES}/new", _form("https://example.org/a.csv", config=config))
     assert response.status_code == 400
-    assert message in response.get_data(as_text=True).replace("&#39;", "'")
+    body = response.get_data(as_text=True)
+    assert message in body.replace("&#39;", "'")
+    # the field says it is wrong, and which text explains why, to assistive technology too
+    assert 'aria-describedby="config-errors" aria-invalid="true"' in body
+    assert '<span id="config-errors" class="bad" role="alert">' in body
     assert _source(portal, "harga-web") is None
 
 
