@@ -15,7 +15,6 @@ import io
 import json
 import weakref
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -34,7 +33,7 @@ from flask import (
 )
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
-from sqlalchemy import ColumnElement, Engine, or_, select
+from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from portal import db
@@ -42,18 +41,18 @@ from portal.errors import Invalid, NotFound
 from portal.identity import request_info
 from portal.mail import send_mail, send_mail_later
 from portal.models import Organization
-from portal.models.events import CANONICAL_JSON, EventOutcome, EventSeverity, SecurityEvent
+from portal.models.events import CANONICAL_JSON, EventOutcome, SecurityEvent
 from portal.services import alerts, log_forward
 from portal.services.access import Permission, can
 from portal.services.events import EventTag, canonical, chain_hash, format_ts, record_event
 from portal.services.events_verify import VerifyResult, verify
 from portal.views.guards import FlaskForm, require, submitted
+from portal.views.security_log_filter import SEVERITIES, LogFilter
 
 bp = Blueprint("security_log", __name__, url_prefix="/admin/security-log")
 
 PAGE_SIZE = 50
 CSV_BATCH = 1_000
-SEVERITIES = list(EventSeverity)  # least to most urgent
 #: The integrity badge turns to "stale" after this long without a verification.
 STALE_AFTER = timedelta(hours=26)
 CSV_COLUMNS = (
@@ -61,92 +60,8 @@ CSV_COLUMNS = (
     "user_agent", "request_id", "method", "path", "status", "object_type", "object_id",
     "details", "prev_hash", "hash",
 )  # fmt: skip
-#: How a time may be typed in the filter, and the span it then covers.
-_TIME_FORMATS = {
-    "%Y-%m-%d": timedelta(days=1),
-    "%Y-%m-%dT%H:%M": timedelta(minutes=1),
-    "%Y-%m-%dT%H:%M:%S": timedelta(seconds=1),
-}
-
-
 class VerifyForm(FlaskForm):
     """The "verify now" button: a POST with its CSRF token and nothing else."""
-
-
-@dataclass(frozen=True)
-class LogFilter:
-    """The list's filter, as typed in its form (times in UTC, ``until`` inclusive)."""
-
-    tag: str = ""
-    actor: str = ""
-    opd: str = ""
-    outcome: str = ""
-    severity: str = ""
-    since: str = ""
-    until: str = ""
-
-    @classmethod
-    def from_args(cls, args: Any) -> LogFilter:
-        """Read the query string; refuse values that are not in their catalogue.
-
-        :raises Invalid: when the outcome, severity, a time or the tag is malformed.
-        """
-        values = {name: str(args.get(name, "")).strip()[:64] for name in cls.__dataclass_fields__}
-        flt = cls(**values)
-        if flt.outcome and flt.outcome not in {o.value for o in EventOutcome}:
-            raise Invalid(_("Unknown outcome."))
-        if flt.severity and flt.severity not in {s.value for s in SEVERITIES}:
-            raise Invalid(_("Unknown severity."))
-        if flt.tag and not all(c.isalnum() or c in ":_" for c in flt.tag):
-            raise Invalid(_("A tag holds only letters, digits, colons and underscores."))
-        for value in (flt.since, flt.until):
-            if value:
-                _parse_time(value)
-        return flt
-
-    def as_args(self) -> dict[str, str]:
-        """The filter's non-empty fields, for links and for the read event's details."""
-        return {name: value for name, value in asdict(self).items() if value}
-
-    def conditions(self) -> list[ColumnElement[bool]]:
-        """SQL conditions selecting the records this filter keeps."""
-        found: list[ColumnElement[bool]] = []
-        if self.tag:
-            found.append(SecurityEvent.tag.startswith(self.tag, autoescape=True))
-        if self.actor:
-            found.append(SecurityEvent.actor_id == self.actor)
-        if self.opd:  # actor_org lists the actor's OPD ids, comma-separated
-            org = SecurityEvent.actor_org
-            found.append(
-                or_(
-                    org == self.opd,
-                    org.startswith(f"{self.opd},", autoescape=True),
-                    org.endswith(f",{self.opd}", autoescape=True),
-                    org.contains(f",{self.opd},", autoescape=True),
-                )
-            )
-        if self.outcome:
-            found.append(SecurityEvent.outcome == EventOutcome(self.outcome))
-        if self.severity:
-            levels = SEVERITIES[SEVERITIES.index(EventSeverity(self.severity)) :]
-            found.append(SecurityEvent.severity.in_(levels))
-        if self.since:
-            start, _step = _parse_time(self.since)
-            found.append(SecurityEvent.ts >= start)
-        if self.until:
-            end, step = _parse_time(self.until)
-            found.append(SecurityEvent.ts < end + step)  # the whole day, minute or second
-        return found
-
-
-def _parse_time(value: str) -> tuple[datetime, timedelta]:
-    """A UTC time typed as a date, or a date and time; and the precision it was typed with."""
-    for fmt, step in _TIME_FORMATS.items():
-        try:
-            return datetime.strptime(value, fmt).replace(tzinfo=UTC), step
-        except ValueError:
-            continue
-    raise Invalid(_("Times are written YYYY-MM-DD or YYYY-MM-DDTHH:MM (UTC)."))
 
 
 def _query(flt: LogFilter) -> Any:
