@@ -200,8 +200,8 @@ def harvest_run(
     if app.config.get("REDIS_URL") and not in_process:
         ids = enqueue(app, list(sources), dry_run=dry_run)
         console.print(
-            f"Queued {len(ids)} harvest jobs on {app.config['HARVEST_QUEUE']}; "
-            "`onedata worker` runs them."
+            f"Queued {len(sources)} source(s) as {len(ids)} job(s) on "
+            f"{app.config['HARVEST_QUEUE']}; `onedata worker` runs them."
         )
         return
     jobs = run_with_progress(app, list(sources), dry_run=dry_run)

@@ -111,23 +111,42 @@ def run_many(
 
 
 def enqueue(app: Flask, names: list[str], *, dry_run: bool = False) -> list[str]:
-    """Queue one RQ job per source on ``ONEDATA_REDIS_URL``; returns the RQ job ids."""
+    """Queue the sources on ``ONEDATA_REDIS_URL``; returns the RQ job ids.
+
+    Sources go in batches of ``ONEDATA_HARVEST_FETCH_CONCURRENCY``, and a worker runs a batch as
+    :func:`run_many` does: downloads in parallel, checks ``ONEDATA_HARVEST_CONCURRENCY`` at a
+    time. An unreachable source then holds one download thread for its timeout, not a worker.
+    """
     from redis import Redis
     from rq import Queue
 
     queue = Queue(app.config["HARVEST_QUEUE"], connection=Redis.from_url(app.config["REDIS_URL"]))
     deadline = int(app.config["HARVEST_JOB_DEADLINE"]) + 600
+    size = max(1, int(app.config.get("HARVEST_FETCH_CONCURRENCY", 32)))
+    batches = [names[i : i + size] for i in range(0, len(names), size)]
     return [
-        queue.enqueue(run_source_task, name, dry_run, job_timeout=deadline, description=name).id
-        for name in names
+        queue.enqueue(
+            run_sources_task,
+            batch,
+            dry_run,
+            job_timeout=deadline,
+            description=", ".join(batch)[:200],
+        ).id
+        for batch in batches
+    ]
+
+
+def run_sources_task(names: list[str], dry_run: bool = False) -> list[dict[str, Any]]:
+    """The RQ job: build the app from ``ONEDATA_*`` and harvest a batch of sources."""
+    from portal import create_app
+
+    app = create_app()
+    return [
+        {"source": s.source, "job_id": s.job_id, "status": s.status.value}
+        for s in run_many(app, names, dry_run=dry_run)
     ]
 
 
 def run_source_task(name: str, dry_run: bool = False) -> dict[str, Any]:
-    """The RQ job: build the app from ``ONEDATA_*`` and harvest one source."""
-    from portal import create_app
-
-    app = create_app()
-    reap(app)
-    summary = run_one(app, name, dry_run=dry_run)
-    return {"source": summary.source, "job_id": summary.job_id, "status": summary.status.value}
+    """One source (the RQ job of earlier versions, kept for jobs still queued)."""
+    return run_sources_task([name], dry_run)[0]

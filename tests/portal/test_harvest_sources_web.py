@@ -472,9 +472,9 @@ def test_run_now_queues_to_rq_when_redis_is_set(app_factory, tmp_path, redis_url
     rq = Queue(queue, connection=Redis.from_url(redis_url))
     try:
         (queued,) = rq.jobs
-        assert queued.args == ("map", False)
+        assert queued.args == (["map"], False)  # a batch of one source
     finally:
         rq.delete(delete_jobs=True)
-    # what the worker's task runs (run_source_task builds its app from ONEDATA_*; ours is built)
+    # what the worker's task runs (run_sources_task builds its app from ONEDATA_*; ours is built)
     assert harvest(app, "map").job_id == job_id
     assert _wait(steward, job_id)["counts"]["added"] == 1

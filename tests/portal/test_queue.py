@@ -36,9 +36,11 @@ def redis_url() -> str:
 def test_queued_run_is_done_by_a_worker(app_factory, tmp_path, database_url, redis_url):
     schemas = write_schemas(tmp_path / "schemas")
     app = app_factory(SCHEMAS_PATH=str(schemas))
-    folder = tmp_path / "src"
-    write_dataset(folder, "harga-a", "tanggal,komoditas,harga\n2024-01-02,Beras,13000\n")
-    source = add_folder_source(app, folder)
+    sources = []
+    for name in ("a", "b"):  # two sources: one RQ job runs both, as run_many does
+        folder = tmp_path / f"src-{name}"
+        write_dataset(folder, f"harga-{name}", "tanggal,komoditas,harga\n2024-01-02,Beras,13000\n")
+        sources.append(add_folder_source(app, folder, name=f"uji-{name}"))
     queue = f"onedata-test-{uuid.uuid4().hex[:8]}"
     env = {
         **os.environ,
@@ -62,9 +64,9 @@ def test_queued_run_is_done_by_a_worker(app_factory, tmp_path, database_url, red
             check=False,
         )
 
-    queued = onedata("harvest", "run", source)
+    queued = onedata("harvest", "run", *sources)
     assert queued.returncode == 0, queued.stderr
-    assert "Queued 1 harvest jobs" in queued.stdout
+    assert "Queued 2 source(s) as 1 job(s)" in queued.stdout
     with app.app_context():
         session = db.new_session()
         assert session.scalars(select(HarvestJob)).all() == []  # nothing ran yet
@@ -73,6 +75,7 @@ def test_queued_run_is_done_by_a_worker(app_factory, tmp_path, database_url, red
     assert worked.returncode == 0, worked.stderr
     with app.app_context():
         session = db.new_session()
-        (job,) = session.scalars(select(HarvestJob)).all()
-        assert job.status is JobStatus.DONE and job.counts["added"] == 1
+        jobs = session.scalars(select(HarvestJob)).all()
+        assert sorted(job.source.name for job in jobs) == ["uji-a", "uji-b"]
+        assert all(job.status is JobStatus.DONE and job.counts["added"] == 1 for job in jobs)
         session.close()
