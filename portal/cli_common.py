@@ -1,18 +1,21 @@
-"""What every ``onedata`` command module shares: the console and the app decorator."""
+"""What every ``onedata`` command module shares: the console, the app decorator, the transaction."""
 
 from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import wraps
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 from rich.console import Console
+from sqlalchemy.orm import Session
 
-from portal import create_app
+from portal import create_app, db
+from portal.errors import PortalError
 
 F = TypeVar("F", bound=Callable[..., Any])
 #: Wide enough for the harvest summary even when stdout is not a terminal.
@@ -38,3 +41,12 @@ def with_app(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+@contextmanager
+def operator_transaction() -> Iterator[Session]:
+    """One transaction of an operator's command; a refusal (a :class:`PortalError`) rolls it back
+    and becomes the command's error message and a non-zero exit."""
+    try:
+        with db.transaction() as session:
+            yield session
+    except PortalError as exc:
+        raise click.ClickException(exc.message) from exc

@@ -13,7 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from portal import db
-from portal.cli_common import console, with_app
+from portal.cli_common import console, operator_transaction, with_app
 from portal.harvesting import JobSummary, enqueue, reap, run_many
 from portal.models import Frequency
 
@@ -86,29 +86,25 @@ def harvest_add(
     trusted: bool,
     config_text: str | None,
 ) -> None:
-    from portal.errors import PortalError
     from portal.services.access import OPERATOR
     from portal.services.catalog import get_organization
     from portal.services.harvest_sources import add_source
 
     config = _config_option(config_text)
-    try:
-        with db.transaction() as session:
-            source = add_source(
-                session,
-                OPERATOR,
-                kind=kind,
-                url=url,
-                organization=get_organization(session, org_name),
-                name=name,
-                title=title,
-                trusted=trusted,
-                frequency=Frequency(frequency),
-                config=config,
-            )
-            console.print(f"Added source [bold]{source.name}[/bold].")
-    except PortalError as exc:
-        raise click.ClickException(exc.message) from exc
+    with operator_transaction() as session:
+        source = add_source(
+            session,
+            OPERATOR,
+            kind=kind,
+            url=url,
+            organization=get_organization(session, org_name),
+            name=name,
+            title=title,
+            trusted=trusted,
+            frequency=Frequency(frequency),
+            config=config,
+        )
+        console.print(f"Added source [bold]{source.name}[/bold].")
 
 
 @harvest.command("pause", help="Stop harvesting a source on schedule (--due and --all skip it).")
@@ -126,16 +122,12 @@ def harvest_resume(app: Flask, name: str) -> None:
 
 
 def _set_active(name: str, active: bool) -> None:
-    from portal.errors import PortalError
     from portal.services.access import OPERATOR
     from portal.services.harvest_sources import get_managed_source, set_active
 
-    try:
-        with db.transaction() as session:
-            source = get_managed_source(session, OPERATOR, name)
-            changed = set_active(session, OPERATOR, source, active)
-    except PortalError as exc:
-        raise click.ClickException(exc.message) from exc
+    with operator_transaction() as session:
+        source = get_managed_source(session, OPERATOR, name)
+        changed = set_active(session, OPERATOR, source, active)
     state = "resumed" if active else "paused"
     console.print(
         f"Source [bold]{name}[/bold] {state}." if changed else f"{name} is already {state}."

@@ -14,8 +14,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from portal import db
-from portal.cli_common import console, with_app
-from portal.errors import PortalError
+from portal.cli_common import console, operator_transaction, with_app
 from portal.models.oauth import ClientAuthMethod, GrantType
 from portal.services import oauth_clients
 from portal.services.access import OPERATOR, Scope
@@ -64,24 +63,21 @@ def register(
     owner: str | None,
     may_introspect: bool,
 ) -> None:
-    try:
-        with db.transaction() as session:
-            registered = oauth_clients.register_client(
-                session,
-                OPERATOR,
-                name=name,
-                redirect_uris=redirect_uris,
-                scopes=scopes,
-                grant_types=grant_types,
-                auth_method=ClientAuthMethod.NONE
-                if public
-                else ClientAuthMethod.CLIENT_SECRET_BASIC,
-                owner=oauth_clients.find_owner(session, OPERATOR, owner) if owner else None,
-                may_introspect=may_introspect,
-            )
-            client_id, secret = registered.client.client_id, registered.secret
-    except PortalError as exc:
-        raise click.ClickException(exc.message) from exc
+    with operator_transaction() as session:
+        registered = oauth_clients.register_client(
+            session,
+            OPERATOR,
+            name=name,
+            redirect_uris=redirect_uris,
+            scopes=scopes,
+            grant_types=grant_types,
+            auth_method=ClientAuthMethod.NONE
+            if public
+            else ClientAuthMethod.CLIENT_SECRET_BASIC,
+            owner=oauth_clients.find_owner(session, OPERATOR, owner) if owner else None,
+            may_introspect=may_introspect,
+        )
+        client_id, secret = registered.client.client_id, registered.secret
     console.print(f"Registered {name!r}.", markup=False)
     console.print(f"client_id:     {client_id}", markup=False)
     if secret is None:
@@ -113,9 +109,6 @@ def list_clients(app: Flask) -> None:
 @click.argument("client_id")
 @with_app
 def revoke(app: Flask, client_id: str) -> None:
-    try:
-        with db.transaction() as session:
-            name = oauth_clients.revoke_client(session, OPERATOR, client_id).name
-    except PortalError as exc:
-        raise click.ClickException(exc.message) from exc
+    with operator_transaction() as session:
+        name = oauth_clients.revoke_client(session, OPERATOR, client_id).name
     console.print(f"{client_id} ({name}) is revoked; its tokens no longer work.", markup=False)

@@ -6,16 +6,13 @@ same services the workspace will call, so the same rules apply and the same even
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-
 import click
 from flask import Flask
 from rich.table import Table
 from sqlalchemy.orm import Session
 
 from portal import db
-from portal.cli_common import console, with_app
+from portal.cli_common import console, operator_transaction, with_app
 from portal.errors import PortalError
 from portal.models import Dataset
 from portal.services.access import OPERATOR
@@ -24,16 +21,6 @@ from portal.services.access import OPERATOR
 @click.group(help="Versions waiting for a steward, and a steward's decisions.")
 def review() -> None:
     pass
-
-
-@contextmanager
-def _unit_of_work() -> Iterator[Session]:
-    """One transaction; a refused decision is an error message and a non-zero exit."""
-    try:
-        with db.transaction() as session:
-            yield session
-    except PortalError as exc:
-        raise click.ClickException(exc.message) from exc
 
 
 def _dataset(session: Session, name: str) -> Dataset:
@@ -79,7 +66,7 @@ def review_reject(app: Flask, dataset: str, reason: str) -> None:
 def _decide(dataset: str, *, approve: bool, text: str) -> None:
     from portal.services.publishing import pending_versions, publish_version, reject_version
 
-    with _unit_of_work() as session:
+    with operator_transaction() as session:
         versions = [v for v in pending_versions(session) if v.resource.dataset.name == dataset]
         if not versions:
             raise click.ClickException(f"no version of {dataset!r} is waiting for review")
@@ -103,7 +90,7 @@ def _decide(dataset: str, *, approve: bool, text: str) -> None:
 def review_override(app: Flask, dataset: str, reason: str) -> None:
     from portal.services.review import latest_quarantined, override_version
 
-    with _unit_of_work() as session:
+    with operator_transaction() as session:
         versions = latest_quarantined(_dataset(session, dataset))
         if not versions:
             raise click.ClickException(f"no newest version of {dataset!r} is quarantined")
@@ -121,7 +108,7 @@ def review_override(app: Flask, dataset: str, reason: str) -> None:
 def review_withdraw(app: Flask, dataset: str, reason: str) -> None:
     from portal.services.review import withdraw_dataset
 
-    with _unit_of_work() as session:
+    with operator_transaction() as session:
         withdraw_dataset(session, OPERATOR, _dataset(session, dataset), reason)
     console.print(f"{dataset}: withdrawn")
 

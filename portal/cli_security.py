@@ -19,7 +19,7 @@ from sqlalchemy import delete, func, select, text
 from sqlalchemy.orm import Session
 
 from portal import db
-from portal.cli_common import console, with_app
+from portal.cli_common import console, operator_transaction, with_app
 from portal.models.events import SecurityCheckpoint, SecurityEvent
 from portal.services.access import OPERATOR
 from portal.services.events import EventTag, record_event
@@ -117,7 +117,6 @@ def _record_result(result: VerifyResult) -> None:
 @click.option("--no-verify", is_flag=True, help="Sign without verifying the chain first.")
 @with_app
 def checkpoint_command(app: Flask, no_verify: bool) -> None:
-    from portal.errors import PortalError
 
     key = hmac_key(app, required=True)
     assert key is not None  # noqa: S101 - required=True raises instead
@@ -127,12 +126,9 @@ def checkpoint_command(app: Flask, no_verify: bool) -> None:
         if not result.ok:
             console.print(f"[bold red]{result}[/bold red]\nNot signing a broken chain.")
             sys.exit(1)
-    try:
-        with db.transaction() as session:
-            checkpoint = write_checkpoint(session, key)
-            seq, digest = checkpoint.seq, checkpoint.hash
-    except PortalError as exc:
-        raise click.ClickException(exc.message) from exc
+    with operator_transaction() as session:
+        checkpoint = write_checkpoint(session, key)
+        seq, digest = checkpoint.seq, checkpoint.hash
     console.print(f"checkpoint at seq {seq}: {digest}")
 
 

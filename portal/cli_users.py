@@ -17,8 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from portal import db
-from portal.cli_common import console, with_app
-from portal.errors import PortalError
+from portal.cli_common import console, operator_transaction, with_app
 from portal.models import Organization, Role, User
 from portal.services import users as user_admin
 from portal.services.access import OPERATOR
@@ -74,20 +73,17 @@ def create(
     password_stdin: bool,
 ) -> None:
     password = _read_password(password_stdin)
-    try:
-        with db.transaction() as session:
-            new = user_admin.create_user(
-                session,
-                OPERATOR,
-                username=username,
-                email=email,
-                role=Role(role),
-                organizations=_organizations(session, orgs),
-                password=password,
-            )
-            name, chosen = new.user.username, new.user.role
-    except PortalError as exc:
-        raise click.ClickException(exc.message) from exc
+    with operator_transaction() as session:
+        new = user_admin.create_user(
+            session,
+            OPERATOR,
+            username=username,
+            email=email,
+            role=Role(role),
+            organizations=_organizations(session, orgs),
+            password=password,
+        )
+        name, chosen = new.user.username, new.user.role
     console.print(f"Created [bold]{name}[/bold] ({chosen.value}).")
     if chosen in (Role.STEWARD, Role.ADMIN):
         console.print("Two-step sign-in (TOTP) is mandatory: it is set up at the first sign-in.")
@@ -99,14 +95,11 @@ def create(
 @click.option("--org", "orgs", multiple=True, help="OPD name (repeat for several).")
 @with_app
 def set_role(app: Flask, username: str, role: str, orgs: tuple[str, ...]) -> None:
-    try:
-        with db.transaction() as session:
-            user = get_user(session, username)
-            organizations = _organizations(session, orgs)
-            user_admin.change_role(session, OPERATOR, user, Role(role), organizations)
-            names = ", ".join(o.name for o in organizations) or "no OPD"
-    except PortalError as exc:
-        raise click.ClickException(exc.message) from exc
+    with operator_transaction() as session:
+        user = get_user(session, username)
+        organizations = _organizations(session, orgs)
+        user_admin.change_role(session, OPERATOR, user, Role(role), organizations)
+        names = ", ".join(o.name for o in organizations) or "no OPD"
     console.print(f"{username}: {role} ({names}). Their sessions have ended.")
 
 
@@ -114,11 +107,8 @@ def set_role(app: Flask, username: str, role: str, orgs: tuple[str, ...]) -> Non
 @click.argument("username")
 @with_app
 def disable(app: Flask, username: str) -> None:
-    try:
-        with db.transaction() as session:
-            user_admin.disable_user(session, OPERATOR, get_user(session, username))
-    except PortalError as exc:
-        raise click.ClickException(exc.message) from exc
+    with operator_transaction() as session:
+        user_admin.disable_user(session, OPERATOR, get_user(session, username))
     console.print(f"{username} is disabled.")
 
 
@@ -126,11 +116,8 @@ def disable(app: Flask, username: str) -> None:
 @click.argument("username")
 @with_app
 def enable(app: Flask, username: str) -> None:
-    try:
-        with db.transaction() as session:
-            user_admin.enable_user(session, OPERATOR, get_user(session, username))
-    except PortalError as exc:
-        raise click.ClickException(exc.message) from exc
+    with operator_transaction() as session:
+        user_admin.enable_user(session, OPERATOR, get_user(session, username))
     console.print(f"{username} is enabled: they can sign in again (old API tokens stay revoked).")
 
 
